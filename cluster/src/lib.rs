@@ -1,0 +1,24 @@
+//! How binlog nodes find and command each other: the PD client (cluster id, timestamps), the node
+//! registry in PD's etcd, the node state machine, the HTTP control client and TLS settings.
+//!
+//! Pump, drainer, binlogctl and the operator all speak to the cluster through this crate, so the
+//! compatibility contract (keys, JSON, state strings, HTTP envelope, flag style) is written down
+//! once, here. It knows nothing of storage engines, downstreams or Kubernetes.
+
+pub mod control;
+pub mod flags;
+pub mod node_id;
+pub mod pd;
+pub mod registry;
+pub mod state;
+pub mod status;
+pub mod tls;
+pub mod tso;
+pub mod urls;
+
+pub use control::{ControlError, Envelope, apply_action};
+pub use pd::{PdClient, PdError};
+pub use registry::{Registry, RegistryError, RegistryEvent};
+pub use state::{Action, NodeState};
+pub use status::{NodeKind, NodeStatus};
+pub use tls::TlsSettings;

@@ -1,0 +1,4 @@
+//! The drainer: pulls from every pump, merge-sorts by commit ts, tracks the upstream schema and
+//! replicates to MySQL/TiDB, protobuf files or Kafka, with checkpoints.
+//!
+//! It talks to PD, the registry and pumps only through `binlog-cluster` and `binlog-proto`.
