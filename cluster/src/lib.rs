@@ -10,6 +10,7 @@ pub mod flags;
 pub mod node_id;
 pub mod pd;
 pub mod registry;
+pub mod secret;
 pub mod state;
 pub mod status;
 pub mod tls;

@@ -1,1 +1,18 @@
-//! e2e
+//! The test world: real etcd and MariaDB started on free loopback ports in temporary directories,
+//! the PD stand-in (`pd-sim`), and helpers to run the project's binaries. Scenario tests, the demo
+//! and benchmarks build on it.
+//!
+//! Everything started here is stopped by its pid when its handle is dropped, including when a
+//! test panics. Nothing listens beyond 127.0.0.1.
+
+pub mod binaries;
+pub mod etcd;
+pub mod mariadb;
+pub mod pd_sim;
+pub mod process;
+
+pub use binaries::bin_path;
+pub use etcd::Etcd;
+pub use mariadb::MariaDb;
+pub use pd_sim::PdSimProcess;
+pub use process::{free_port, wait_until};
