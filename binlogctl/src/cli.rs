@@ -164,14 +164,30 @@ mod tests {
 
     fn parse(args: &[&str]) -> Args {
         use clap::CommandFactory;
-        let argv = std::iter::once("binlogctl").chain(args.iter().copied()).map(Into::into);
+        let argv = std::iter::once("binlogctl")
+            .chain(args.iter().copied())
+            .map(Into::into);
         Args::parse_from(binlog_cluster::flags::go_style_args(&Args::command(), argv))
     }
 
     #[test]
     fn go_style_and_double_dash_flags_parse_alike() {
-        let go = parse(&["-cmd", "update-pump", "-node-id=p1", "-state", "paused", "-pd-urls=http://a:1"]);
-        let dashes = parse(&["--cmd=update-pump", "--node-id", "p1", "--state=paused", "--pd-urls", "http://a:1"]);
+        let go = parse(&[
+            "-cmd",
+            "update-pump",
+            "-node-id=p1",
+            "-state",
+            "paused",
+            "-pd-urls=http://a:1",
+        ]);
+        let dashes = parse(&[
+            "--cmd=update-pump",
+            "--node-id",
+            "p1",
+            "--state=paused",
+            "--pd-urls",
+            "http://a:1",
+        ]);
         for args in [go, dashes] {
             assert_eq!(args.cmd, "update-pump");
             assert_eq!(args.node_id, "p1");
@@ -198,7 +214,10 @@ mod tests {
         }
         assert_eq!(
             "pump".parse::<Command>().unwrap_err().to_string(),
-            format!("unknown command \"pump\", expected one of: {}", COMMANDS.join(", "))
+            format!(
+                "unknown command \"pump\", expected one of: {}",
+                COMMANDS.join(", ")
+            )
         );
     }
 }

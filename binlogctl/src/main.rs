@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         print!("{}", binlog_cluster::flags::version_text("binlogctl"));
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("binlogctl: cannot start the async runtime: {err}");
@@ -46,8 +49,12 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     let registry = || async { anyhow::Ok(Registry::connect(&pd_urls()?, &tls).await?) };
     Ok(match command {
         Command::Encrypt => vec![encrypt(&args.text)?],
-        Command::GenerateMeta => vec![generate_meta(args, &PdClient::connect(&pd_urls()?, &tls).await?).await?],
-        Command::List(kind) => nodes::list(&registry().await?, kind, args.show_offline_nodes).await?,
+        Command::GenerateMeta => {
+            vec![generate_meta(args, &PdClient::connect(&pd_urls()?, &tls).await?).await?]
+        }
+        Command::List(kind) => {
+            nodes::list(&registry().await?, kind, args.show_offline_nodes).await?
+        }
         Command::UpdateState(kind) => {
             vec![nodes::update_state(&registry().await?, kind, &args.node_id, &args.state).await?]
         }
@@ -58,13 +65,19 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
 }
 
 async fn generate_meta(args: &Args, pd: &PdClient) -> anyhow::Result<String> {
-    let commit_ts = pd.get_ts().await.context("cannot get a timestamp from PD")?;
+    let commit_ts = pd
+        .get_ts()
+        .await
+        .context("cannot get a timestamp from PD")?;
     let content = meta::savepoint_content(commit_ts, meta::parse_zone(&args.time_zone));
     let path = meta::write_savepoint(&args.data_dir, &content)?;
     Ok(output::info_line(
         "meta.rs",
         "save meta",
-        &[("path", &path.display().to_string()), ("commitTS", &commit_ts.to_string())],
+        &[
+            ("path", &path.display().to_string()),
+            ("commitTS", &commit_ts.to_string()),
+        ],
     ))
 }
 
@@ -73,5 +86,9 @@ fn encrypt(text: &str) -> anyhow::Result<String> {
         anyhow::bail!("encrypt needs -text: the text to encrypt");
     }
     let sealed = secret::seal(text.as_bytes())?;
-    Ok(output::info_line("encrypt.rs", "encrypt text", &[("encrypted", &sealed)]))
+    Ok(output::info_line(
+        "encrypt.rs",
+        "encrypt text",
+        &[("encrypted", &sealed)],
+    ))
 }

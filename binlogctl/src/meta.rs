@@ -17,7 +17,10 @@ pub fn savepoint_content(commit_ts: i64, zone: Option<Tz>) -> String {
         let local = utc.with_timezone(&zone);
         content.push_str(&tso::go_time_string(&utc, "UTC"));
         content.push('\n');
-        content.push_str(&tso::go_time_string(&local, &local.format("%Z").to_string()));
+        content.push_str(&tso::go_time_string(
+            &local,
+            &local.format("%Z").to_string(),
+        ));
     }
     content
 }
@@ -30,7 +33,9 @@ pub fn parse_zone(name: &str) -> Option<Tz> {
     match name.parse::<Tz>() {
         Ok(zone) => Some(zone),
         Err(_) => {
-            eprintln!("warning: unknown time zone {name:?}; writing the savepoint without time lines");
+            eprintln!(
+                "warning: unknown time zone {name:?}; writing the savepoint without time lines"
+            );
             None
         }
     }

@@ -7,7 +7,11 @@ use binlog_cluster::{Action, NodeKind, NodeState, Registry, TlsSettings, apply_a
 use crate::output::info_line;
 
 /// Lines for every node of `kind`; offline nodes only when asked for.
-pub async fn list(registry: &Registry, kind: NodeKind, show_offline: bool) -> anyhow::Result<Vec<String>> {
+pub async fn list(
+    registry: &Registry,
+    kind: NodeKind,
+    show_offline: bool,
+) -> anyhow::Result<Vec<String>> {
     let (nodes, _) = registry.list(kind).await?;
     Ok(nodes
         .iter()
@@ -24,7 +28,10 @@ pub async fn list(registry: &Registry, kind: NodeKind, show_offline: bool) -> an
 
 fn require_node_id(node_id: &str, command: &str) -> anyhow::Result<()> {
     if node_id.is_empty() {
-        bail!("{command} needs -node-id: the id of the node to act on (see -cmd {}s)", command.split('-').nth(1).unwrap_or("pump"));
+        bail!(
+            "{command} needs -node-id: the id of the node to act on (see -cmd {}s)",
+            command.split('-').nth(1).unwrap_or("pump")
+        );
     }
     Ok(())
 }

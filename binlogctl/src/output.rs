@@ -36,7 +36,11 @@ mod tests {
 
     #[test]
     fn fields_are_quoted_only_when_needed() {
-        let line = info_line("nodes.rs", "query node", &[("type", "pump"), ("node", "{NodeID: a}")]);
+        let line = info_line(
+            "nodes.rs",
+            "query node",
+            &[("type", "pump"), ("node", "{NodeID: a}")],
+        );
         assert!(
             line.ends_with(r#"[INFO] [nodes.rs] ["query node"] [type=pump] [node="{NodeID: a}"]"#),
             "{line}"

@@ -140,7 +140,9 @@ pub async fn http_request(
         url: url.to_string(),
         message,
     };
-    let uri: http::Uri = url.parse().map_err(|err| transport(format!("invalid URL: {err}")))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|err| transport(format!("invalid URL: {err}")))?;
     let authority = uri
         .authority()
         .ok_or_else(|| transport("URL has no host".into()))?
@@ -245,7 +247,8 @@ mod tests {
 
     #[tokio::test]
     async fn code_200_is_success() {
-        let host = serve_once(r#"{"message":"apply action pause success!","code":200,"data":null}"#).await;
+        let host =
+            serve_once(r#"{"message":"apply action pause success!","code":200,"data":null}"#).await;
         let envelope = apply_action(&TlsSettings::default(), &host, "p1", Action::Pause)
             .await
             .unwrap();
@@ -275,7 +278,10 @@ mod tests {
         let err = apply_action(&TlsSettings::default(), &host, "p1", Action::Close)
             .await
             .unwrap_err();
-        assert!(matches!(err, ControlError::Unexpected { status: 200, .. }), "{err}");
+        assert!(
+            matches!(err, ControlError::Unexpected { status: 200, .. }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -287,6 +293,9 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with(&format!("PUT http://{host}/state/p1/pause failed: connect")), "{err}");
+        assert!(
+            err.starts_with(&format!("PUT http://{host}/state/p1/pause failed: connect")),
+            "{err}"
+        );
     }
 }

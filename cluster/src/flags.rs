@@ -42,9 +42,10 @@ where
             Some((name, _)) => (name, true),
             None => (body, false),
         };
-        let known = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(name) || (dashes == "-" && name.len() == 1 && a.get_short() == name.chars().next()));
+        let known = command.get_arguments().find(|a| {
+            a.get_long() == Some(name)
+                || (dashes == "-" && name.len() == 1 && a.get_short() == name.chars().next())
+        });
         match known {
             Some(flag) => {
                 let takes_value = flag.get_action().takes_values()
@@ -92,7 +93,9 @@ mod tests {
             .arg(Arg::new("cmd").long("cmd"))
             .arg(Arg::new("pd-urls").long("pd-urls"))
             .arg(Arg::new("initial-commit-ts").long("initial-commit-ts"))
-            .arg(go_bool(Arg::new("show-offline-nodes").long("show-offline-nodes")))
+            .arg(go_bool(
+                Arg::new("show-offline-nodes").long("show-offline-nodes"),
+            ))
             .arg(Arg::new("log-level").short('L'))
             .arg(Arg::new("version").short('V').action(ArgAction::SetTrue))
     }
@@ -122,7 +125,10 @@ mod tests {
 
     #[test]
     fn short_flags_and_unknown_words_are_untouched() {
-        assert_eq!(rewrite(&["-L", "debug", "-V", "-bogus"]), ["-L", "debug", "-V", "-bogus"]);
+        assert_eq!(
+            rewrite(&["-L", "debug", "-V", "-bogus"]),
+            ["-L", "debug", "-V", "-bogus"]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! once, here. It knows nothing of storage engines, downstreams or Kubernetes.
 
 pub mod control;
+pub mod error_text;
 pub mod flags;
 pub mod node_id;
 pub mod pd;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::error_text::error_chain;
 use crate::tls::{TlsError, TlsSettings};
 use crate::tso;
 
@@ -113,7 +114,10 @@ impl Connector {
         .map_err(|status| request_error(format!("GetMembers failed: {}", status.message())))?
         .into_inner();
         let header = response.header.unwrap_or_default();
-        if let Some(error) = header.error.filter(|e| e.r#type != pdpb::ErrorType::Ok as i32) {
+        if let Some(error) = header
+            .error
+            .filter(|e| e.r#type != pdpb::ErrorType::Ok as i32)
+        {
             return Err(request_error(format!("GetMembers: {}", error.message)));
         }
         let leader_urls = response.leader.map(|m| m.client_urls).unwrap_or_default();
@@ -151,18 +155,6 @@ impl Connector {
             last,
         })
     }
-}
-
-/// Renders an error with its sources, since tonic's transport errors hide the cause.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl PdClient {
@@ -208,20 +200,18 @@ struct TsoStream {
 impl TsoStream {
     async fn open(leader: &mut Leader) -> Result<TsoStream, PdError> {
         let (sender, receiver) = mpsc::channel(16);
-        let responses = tokio::time::timeout(
-            PD_TIMEOUT,
-            leader.client.tso(ReceiverStream::new(receiver)),
-        )
-        .await
-        .map_err(|_| PdError::Request {
-            url: leader.url.clone(),
-            message: format!("opening the Tso stream timed out after {PD_TIMEOUT:?}"),
-        })?
-        .map_err(|status| PdError::Request {
-            url: leader.url.clone(),
-            message: format!("Tso failed: {}", status.message()),
-        })?
-        .into_inner();
+        let responses =
+            tokio::time::timeout(PD_TIMEOUT, leader.client.tso(ReceiverStream::new(receiver)))
+                .await
+                .map_err(|_| PdError::Request {
+                    url: leader.url.clone(),
+                    message: format!("opening the Tso stream timed out after {PD_TIMEOUT:?}"),
+                })?
+                .map_err(|status| PdError::Request {
+                    url: leader.url.clone(),
+                    message: format!("Tso failed: {}", status.message()),
+                })?
+                .into_inner();
         Ok(TsoStream {
             url: leader.url.clone(),
             cluster_id: leader.cluster_id,

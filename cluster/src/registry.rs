@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, WatchOptions,
+};
 use futures::{Stream, StreamExt};
 
+use crate::error_text::etcd_error;
 use crate::status::{NodeKind, NodeStatus};
 use crate::tls::{TlsError, TlsSettings};
 
@@ -19,12 +22,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// No etcd endpoint could be reached.
-    #[error("cannot connect to etcd at {urls}: {source}")]
+    #[error("cannot connect to etcd at {urls}: {cause}")]
     Connect {
         /// The endpoints tried.
         urls: String,
         /// Why.
-        source: etcd_client::Error,
+        cause: String,
     },
     /// TLS settings could not be loaded.
     #[error(transparent)]
@@ -42,7 +45,7 @@ pub enum RegistryError {
         timeout: Duration,
     },
     /// etcd answered with an error.
-    #[error("etcd {op} of {key} at {urls} failed: {source}")]
+    #[error("etcd {op} of {key} at {urls} failed: {cause}")]
     Etcd {
         /// The operation.
         op: &'static str,
@@ -51,7 +54,7 @@ pub enum RegistryError {
         /// The endpoints in use.
         urls: String,
         /// Why.
-        source: etcd_client::Error,
+        cause: String,
     },
     /// The key does not exist (the text pumps match on: `in etcd not found`).
     #[error("key {0} in etcd not found")]
@@ -87,7 +90,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("urls", &self.urls).finish()
+        f.debug_struct("Registry")
+            .field("urls", &self.urls)
+            .finish()
     }
 }
 
@@ -127,9 +132,9 @@ impl Registry {
                 urls: joined.clone(),
                 timeout: REQUEST_TIMEOUT,
             })?
-            .map_err(|source| RegistryError::Connect {
+            .map_err(|err| RegistryError::Connect {
                 urls: joined.clone(),
-                source,
+                cause: etcd_error(&err),
             })?;
         Ok(Registry {
             client,
@@ -150,11 +155,11 @@ impl Registry {
     ) -> Result<T, RegistryError> {
         match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(source)) => Err(RegistryError::Etcd {
+            Ok(Err(err)) => Err(RegistryError::Etcd {
                 op,
                 key: key.to_string(),
                 urls: self.urls.clone(),
-                source,
+                cause: etcd_error(&err),
             }),
             Err(_) => Err(RegistryError::Timeout {
                 op,
@@ -176,7 +181,9 @@ impl Registry {
     pub async fn get(&self, kind: NodeKind, node_id: &str) -> Result<NodeStatus, RegistryError> {
         let key = node_key(kind, node_id);
         let mut client = self.client.clone();
-        let response = self.call("get", &key, client.get(key.as_str(), None)).await?;
+        let response = self
+            .call("get", &key, client.get(key.as_str(), None))
+            .await?;
         let kv = response
             .kvs()
             .first()
@@ -228,16 +235,25 @@ impl Registry {
 
     /// Writes a record that must not exist yet.
     pub async fn create(&self, kind: NodeKind, status: &NodeStatus) -> Result<(), RegistryError> {
-        if self.put_if("create", status, kind, CompareOp::Equal).await? {
+        if self
+            .put_if("create", status, kind, CompareOp::Equal)
+            .await?
+        {
             Ok(())
         } else {
-            Err(RegistryError::AlreadyExists(node_key(kind, &status.node_id)))
+            Err(RegistryError::AlreadyExists(node_key(
+                kind,
+                &status.node_id,
+            )))
         }
     }
 
     /// Rewrites a record that must exist.
     pub async fn update(&self, kind: NodeKind, status: &NodeStatus) -> Result<(), RegistryError> {
-        if self.put_if("update", status, kind, CompareOp::Greater).await? {
+        if self
+            .put_if("update", status, kind, CompareOp::Greater)
+            .await?
+        {
             Ok(())
         } else {
             Err(RegistryError::NotFound(node_key(kind, &status.node_id)))
@@ -258,7 +274,8 @@ impl Registry {
         &self,
         kind: NodeKind,
         revision: i64,
-    ) -> Result<impl Stream<Item = Result<RegistryEvent, RegistryError>> + use<>, RegistryError> {
+    ) -> Result<impl Stream<Item = Result<RegistryEvent, RegistryError>> + use<>, RegistryError>
+    {
         let prefix = format!("{ROOT}/{}/", kind.prefix());
         let mut options = WatchOptions::new().with_prefix();
         if revision > 0 {
@@ -266,16 +283,20 @@ impl Registry {
         }
         let mut client = self.client.clone();
         let stream = self
-            .call("watch", &prefix, client.watch(prefix.as_str(), Some(options)))
+            .call(
+                "watch",
+                &prefix,
+                client.watch(prefix.as_str(), Some(options)),
+            )
             .await?;
         let urls = self.urls.clone();
         Ok(stream.flat_map(move |response| {
             let events: Vec<Result<RegistryEvent, RegistryError>> = match response {
-                Err(source) => vec![Err(RegistryError::Etcd {
+                Err(err) => vec![Err(RegistryError::Etcd {
                     op: "watch",
                     key: prefix.clone(),
                     urls: urls.clone(),
-                    source,
+                    cause: etcd_error(&err),
                 })],
                 Ok(response) => response
                     .events()
@@ -317,8 +338,14 @@ mod tests {
 
     #[test]
     fn node_ids_come_from_old_and_new_keys() {
-        assert_eq!(node_id_from_key("/tidb-binlog/v1/pumps/p1:8250"), Some("p1:8250"));
-        assert_eq!(node_id_from_key("/tidb-binlog/pumps/p1:8250"), Some("p1:8250"));
+        assert_eq!(
+            node_id_from_key("/tidb-binlog/v1/pumps/p1:8250"),
+            Some("p1:8250")
+        );
+        assert_eq!(
+            node_id_from_key("/tidb-binlog/pumps/p1:8250"),
+            Some("p1:8250")
+        );
         assert_eq!(node_id_from_key("/tidb-binlog/v1/pumps/"), None);
         assert_eq!(node_id_from_key("/tidb-binlog"), None);
     }

@@ -47,7 +47,12 @@ fn parse_key(hex_key: &str) -> Result<Vec<u8>, SecretError> {
     }
 }
 
-fn apply_cfb(key: &[u8], iv: &[u8; IV_LEN], data: &mut [u8], encrypt: bool) -> Result<(), SecretError> {
+fn apply_cfb(
+    key: &[u8],
+    iv: &[u8; IV_LEN],
+    data: &mut [u8],
+    encrypt: bool,
+) -> Result<(), SecretError> {
     macro_rules! run {
         ($cipher:ty) => {
             if encrypt {
@@ -86,7 +91,9 @@ pub fn open_with(key: &[u8], sealed: &str) -> Result<Vec<u8>, SecretError> {
         .decode(sealed.trim())
         .map_err(|_| SecretError::Malformed("not base64"))?;
     if raw.len() < IV_LEN + 1 || raw[IV_LEN] != IV_SEPARATOR {
-        return Err(SecretError::Malformed("missing the 16-byte IV and '@' separator"));
+        return Err(SecretError::Malformed(
+            "missing the 16-byte IV and '@' separator",
+        ));
     }
     let mut iv = [0u8; IV_LEN];
     iv.copy_from_slice(&raw[..IV_LEN]);
@@ -142,7 +149,10 @@ mod tests {
     #[test]
     fn bad_input_is_named() {
         let key = vec![1u8; 16];
-        assert_eq!(open_with(&key, "%%%"), Err(SecretError::Malformed("not base64")));
+        assert_eq!(
+            open_with(&key, "%%%"),
+            Err(SecretError::Malformed("not base64"))
+        );
         assert!(matches!(
             open_with(&key, &STANDARD.encode([0u8; 10])),
             Err(SecretError::Malformed(_))

@@ -172,8 +172,14 @@ mod tests {
         assert!(Offline.can_transition_to(Online));
         assert!(Paused.can_transition_to(Online));
 
-        assert!(!Online.can_transition_to(Offline), "offline only via closing");
-        assert!(!Paused.can_transition_to(Closing), "only an online node accepts close");
+        assert!(
+            !Online.can_transition_to(Offline),
+            "offline only via closing"
+        );
+        assert!(
+            !Paused.can_transition_to(Closing),
+            "only an online node accepts close"
+        );
         assert!(!Closing.can_transition_to(Paused));
         assert!(!Offline.can_transition_to(Paused));
         assert!(!Offline.can_transition_to(Offline));

@@ -166,9 +166,10 @@ mod tests {
 
     #[test]
     fn operator_written_records_with_missing_fields_are_read() {
-        let status: NodeStatus =
-            serde_json::from_str(r#"{"nodeId":"pump-0","host":"pump-0.svc:8250","state":"closing"}"#)
-                .unwrap();
+        let status: NodeStatus = serde_json::from_str(
+            r#"{"nodeId":"pump-0","host":"pump-0.svc:8250","state":"closing"}"#,
+        )
+        .unwrap();
         assert_eq!(status.state, NodeState::Closing);
         assert_eq!(status.max_commit_ts, 0);
         assert_eq!(status.label, None);

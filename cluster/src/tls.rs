@@ -89,7 +89,9 @@ impl TlsSettings {
 
     /// The client configuration for tonic channels and the etcd client (which uses the same type);
     /// `None` when TLS is off.
-    pub fn grpc_client_config(&self) -> Result<Option<tonic::transport::ClientTlsConfig>, TlsError> {
+    pub fn grpc_client_config(
+        &self,
+    ) -> Result<Option<tonic::transport::ClientTlsConfig>, TlsError> {
         let Some(ca) = &self.ssl_ca else {
             return Ok(None);
         };
@@ -105,7 +107,10 @@ impl TlsSettings {
         Ok(Some(config))
     }
 
-    fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    fn certificates(
+        what: &'static str,
+        path: &Path,
+    ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         let pem = Self::read(what, path)?;
         let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
             .filter_map(Result::ok)
@@ -169,7 +174,10 @@ mod tests {
             ..Default::default()
         };
         let err = settings.rustls_client_config().unwrap_err().to_string();
-        assert!(err.starts_with("cannot read ssl-ca /nonexistent/ca.pem"), "{err}");
+        assert!(
+            err.starts_with("cannot read ssl-ca /nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -182,7 +190,10 @@ mod tests {
             ..Default::default()
         };
         let err = settings.rustls_client_config().unwrap_err().to_string();
-        assert_eq!(err, format!("ssl-ca {} holds no PEM certificate", ca.display()));
+        assert_eq!(
+            err,
+            format!("ssl-ca {} holds no PEM certificate", ca.display())
+        );
     }
 
     #[test]

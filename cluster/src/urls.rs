@@ -3,7 +3,9 @@
 
 /// A `pd-urls` entry that is not a usable URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid pd-urls entry {url:?}: {reason}; expected scheme://host:port with scheme http or https")]
+#[error(
+    "invalid pd-urls entry {url:?}: {reason}; expected scheme://host:port with scheme http or https"
+)]
 pub struct InvalidUrl {
     /// The offending entry.
     pub url: String,
@@ -81,10 +83,22 @@ mod tests {
         let err = parse_pd_urls("http://a:2379,ftp://b:1", false).unwrap_err();
         assert_eq!(err.url, "ftp://b:1");
         assert_eq!(err.reason, "unsupported scheme");
-        assert_eq!(parse_pd_urls("http://a", false).unwrap_err().reason, "missing port");
-        assert_eq!(parse_pd_urls("http://a:x", false).unwrap_err().reason, "invalid port");
-        assert_eq!(parse_pd_urls("http://a:1/pd", false).unwrap_err().reason, "a path is not allowed");
-        assert_eq!(parse_pd_urls(" , ", false).unwrap_err().reason, "no URL given");
+        assert_eq!(
+            parse_pd_urls("http://a", false).unwrap_err().reason,
+            "missing port"
+        );
+        assert_eq!(
+            parse_pd_urls("http://a:x", false).unwrap_err().reason,
+            "invalid port"
+        );
+        assert_eq!(
+            parse_pd_urls("http://a:1/pd", false).unwrap_err().reason,
+            "a path is not allowed"
+        );
+        assert_eq!(
+            parse_pd_urls(" , ", false).unwrap_err().reason,
+            "no URL given"
+        );
     }
 
     #[test]

@@ -32,11 +32,16 @@ impl Etcd {
             .arg(format!("--initial-cluster=e2e={peer_url}"))
             .arg("--log-level=warn");
         let mut process = ChildProcess::spawn("etcd", command, &dir.path().join("etcd.log"))
-            .map_err(|err| anyhow::anyhow!("{err} (install Debian's etcd-server: scripts/install-deps)"))?;
+            .map_err(|err| {
+                anyhow::anyhow!("{err} (install Debian's etcd-server: scripts/install-deps)")
+            })?;
         let addr = format!("127.0.0.1:{client_port}");
         if !wait_until(Duration::from_secs(20), || accepts_connections(&addr)) {
             process.assert_running();
-            anyhow::bail!("etcd did not accept connections on {addr} within 20 s:\n{}", process.log_tail());
+            anyhow::bail!(
+                "etcd did not accept connections on {addr} within 20 s:\n{}",
+                process.log_tail()
+            );
         }
         Ok(Etcd {
             process,

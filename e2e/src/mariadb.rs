@@ -16,9 +16,11 @@ pub struct MariaDb {
 }
 
 fn run(command: &mut Command, what: &str) -> anyhow::Result<String> {
-    let output = command
-        .output()
-        .map_err(|err| anyhow::anyhow!("cannot run {what}: {err} (install Debian's mariadb-server: scripts/install-deps)"))?;
+    let output = command.output().map_err(|err| {
+        anyhow::anyhow!(
+            "cannot run {what}: {err} (install Debian's mariadb-server: scripts/install-deps)"
+        )
+    })?;
     if !output.status.success() {
         anyhow::bail!(
             "{what} failed ({}): {}{}",
@@ -56,8 +58,14 @@ impl MariaDb {
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.path().join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
+            .arg(format!(
+                "--socket={}",
+                dir.path().join("mysqld.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg("--user=root")
@@ -75,7 +83,10 @@ impl MariaDb {
         });
         if !ready {
             db.process.assert_running();
-            anyhow::bail!("MariaDB did not answer on {addr} within 60 s:\n{}", db.process.log_tail());
+            anyhow::bail!(
+                "MariaDB did not answer on {addr} within 60 s:\n{}",
+                db.process.log_tail()
+            );
         }
         Ok(db)
     }

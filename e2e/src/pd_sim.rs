@@ -95,7 +95,10 @@ impl Oracle {
     /// Allocates `count` consecutive timestamps; returns the last.
     async fn allocate(&self, count: u32) -> anyhow::Result<(i64, i64)> {
         let count = i64::from(count.max(1));
-        anyhow::ensure!(count < MAX_LOGICAL, "count {count} exceeds one millisecond's timestamps");
+        anyhow::ensure!(
+            count < MAX_LOGICAL,
+            "count {count} exceeds one millisecond's timestamps"
+        );
         let mut state = self.state.lock().await;
         let now = now_ms();
         if now > state.physical {
@@ -208,7 +211,11 @@ async fn forward(proxy: EtcdProxy, request: axum::extract::Request) -> axum::res
         Ok(uri) => uri,
         Err(err) => return Status::internal(format!("bad path: {err}")).into_http(),
     };
-    match proxy.client.request(http::Request::from_parts(parts, body)).await {
+    match proxy
+        .client
+        .request(http::Request::from_parts(parts, body))
+        .await
+    {
         Ok(response) => response.map(axum::body::Body::new),
         Err(err) => Status::unavailable(format!(
             "pd-sim cannot reach etcd at {}: {err}",
@@ -242,7 +249,9 @@ async fn cluster_id(etcd: &mut etcd_client::Client, fixed: Option<u64>) -> anyho
         (None, Some(id)) => return Ok(id),
         // Like PD: seconds in the high half, sub-second entropy in the low half.
         (None, None) => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             (now.as_secs() << 32) | u64::from(now.subsec_nanos())
         }
     };
@@ -319,7 +328,10 @@ impl PdSimProcess {
         let mut process = ChildProcess::spawn("pd-sim", command, log)?;
         if !wait_until(Duration::from_secs(20), || accepts_connections(addr)) {
             process.assert_running();
-            anyhow::bail!("pd-sim did not listen on {addr} within 20 s:\n{}", process.log_tail());
+            anyhow::bail!(
+                "pd-sim did not listen on {addr} within 20 s:\n{}",
+                process.log_tail()
+            );
         }
         Ok(process)
     }

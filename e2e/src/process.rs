@@ -32,7 +32,9 @@ pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
 pub fn accepts_connections(addr: &str) -> bool {
     addr.parse()
         .ok()
-        .and_then(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .and_then(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
         .is_some()
 }
 
@@ -48,13 +50,18 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Starts `command` with output appended to `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> std::io::Result<ChildProcess> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let child = command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .map_err(|err| std::io::Error::new(err.kind(), format!("cannot start {name}: {err}")))?;
+            .map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot start {name}: {err}"))
+            })?;
         Ok(ChildProcess {
             name: name.to_string(),
             child: Some(child),
@@ -76,13 +83,19 @@ impl ChildProcess {
 
     /// Whether the process has exited; returns its exit status if so.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
     }
 
     /// Panics with the log tail when the process has already exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.try_wait() {
-            panic!("{} exited early ({status}); log:\n{}", self.name, self.log_tail());
+            panic!(
+                "{} exited early ({status}); log:\n{}",
+                self.name,
+                self.log_tail()
+            );
         }
     }
 

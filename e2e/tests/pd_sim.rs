@@ -1,5 +1,7 @@
 //! pd-sim against a real etcd: timestamps, cluster id, and the etcd API forwarded through it.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -18,7 +20,11 @@ fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start().unwrap();
     let pd = PdSimProcess::start(etcd.url(), &dir.path().join("pd-sim.log")).unwrap();
-    World { _dir: dir, etcd, pd }
+    World {
+        _dir: dir,
+        etcd,
+        pd,
+    }
 }
 
 async fn draw_concurrently(pd: &PdClient, tasks: usize, per_task: usize) -> Vec<Vec<i64>> {
@@ -45,19 +51,27 @@ async fn draw_concurrently(pd: &PdClient, tasks: usize, per_task: usize) -> Vec<
 async fn timestamps_are_unique_and_increasing_across_callers_and_restarts() {
     let mut world = world();
     let urls = vec![world.pd.url()];
-    let pd = PdClient::connect(&urls, &TlsSettings::default()).await.unwrap();
+    let pd = PdClient::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap();
 
     let before = draw_concurrently(&pd, 32, 200).await;
     let mut all = HashSet::new();
     for sequence in &before {
-        assert!(sequence.windows(2).all(|w| w[0] < w[1]), "each caller sees increasing timestamps");
+        assert!(
+            sequence.windows(2).all(|w| w[0] < w[1]),
+            "each caller sees increasing timestamps"
+        );
         all.extend(sequence.iter().copied());
     }
     assert_eq!(all.len(), 32 * 200, "no timestamp is handed out twice");
     let highest = *all.iter().max().unwrap();
     let physical = binlog_cluster::tso::physical_ms(highest);
     let now_ms = chrono::Utc::now().timestamp_millis();
-    assert!((now_ms - physical).abs() < 10_000, "physical part is wall-clock milliseconds");
+    assert!(
+        (now_ms - physical).abs() < 10_000,
+        "physical part is wall-clock milliseconds"
+    );
 
     world.pd.restart().unwrap();
     // The same client finds the restarted PD by itself.
@@ -72,18 +86,28 @@ async fn timestamps_are_unique_and_increasing_across_callers_and_restarts() {
 async fn cluster_id_survives_restarts() {
     let mut world = world();
     let urls = vec![world.pd.url()];
-    let first = PdClient::connect(&urls, &TlsSettings::default()).await.unwrap().cluster_id();
+    let first = PdClient::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap()
+        .cluster_id();
     assert_ne!(first, 0);
     world.pd.restart().unwrap();
-    let second = PdClient::connect(&urls, &TlsSettings::default()).await.unwrap().cluster_id();
+    let second = PdClient::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap()
+        .cluster_id();
     assert_eq!(first, second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_watch_and_lease_keep_alive_work_through_pd_sim() {
     let world = world();
-    let mut through_pd = etcd_client::Client::connect([world.pd.url()], None).await.unwrap();
-    let mut direct = etcd_client::Client::connect([world.etcd.url()], None).await.unwrap();
+    let mut through_pd = etcd_client::Client::connect([world.pd.url()], None)
+        .await
+        .unwrap();
+    let mut direct = etcd_client::Client::connect([world.etcd.url()], None)
+        .await
+        .unwrap();
 
     // A watch opened through pd-sim sees writes made directly to etcd.
     let mut watch = through_pd
@@ -109,7 +133,11 @@ async fn etcd_watch_and_lease_keep_alive_work_through_pd_sim() {
     // A 2 s lease kept alive through pd-sim outlives its TTL.
     let lease = through_pd.lease_grant(2, None).await.unwrap().id();
     through_pd
-        .put("/e2e/leased", "x", Some(PutOptions::new().with_lease(lease)))
+        .put(
+            "/e2e/leased",
+            "x",
+            Some(PutOptions::new().with_lease(lease)),
+        )
         .await
         .unwrap();
     let (mut keeper, mut responses) = through_pd.lease_keep_alive(lease).await.unwrap();

@@ -1,8 +1,10 @@
 //! Byte-exact wire vectors: our encoding must match what the original (gogoproto, non-nullable
 //! scalars always emitted, proto2 repeated scalars unpacked) puts on the wire.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
+
 use binlog_proto::binlog::{
-    Binlog, BinlogType, MutationType, PrewriteValue, PullBinlogReq, Pos, TableMutation,
+    Binlog, BinlogType, MutationType, Pos, PrewriteValue, PullBinlogReq, TableMutation,
     WriteBinlogReq,
 };
 use prost::Message;

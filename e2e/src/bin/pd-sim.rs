@@ -6,7 +6,10 @@ use clap::Parser;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "pd-sim", about = "PD stand-in: TSO and GetMembers, everything else forwarded to etcd")]
+#[command(
+    name = "pd-sim",
+    about = "PD stand-in: TSO and GetMembers, everything else forwarded to etcd"
+)]
 struct Args {
     /// Address to listen on (loopback)
     #[arg(long, default_value = "127.0.0.1:2379")]
