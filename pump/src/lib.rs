@@ -2,3 +2,5 @@
 //! them to drainers in commit-ts order.
 //!
 //! It talks to PD and the registry only through `binlog-cluster`; it knows nothing of downstreams.
+
+pub mod storage;

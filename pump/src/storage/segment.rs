@@ -1,0 +1,249 @@
+//! Segment files of the value log: `<dir>/value/NNNNNN.vlog`, records back to back, plus a footer
+//! once sealed. This module reads them — a sequential scan for recovery, random reads by
+//! [`ValuePointer`] for serving — and names them. Appending is the writer's business (`vlog`).
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::error::{IoContext, Result, StorageError};
+use super::record::{FOOTER_LEN, Footer, HEADER_LEN, RECORD_MAGIC, RecordDefect, RecordHeader};
+
+/// Where a record lives: segment id and the offset of its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ValuePointer {
+    pub fid: u32,
+    pub offset: u64,
+}
+
+pub(crate) const SEGMENT_EXTENSION: &str = "vlog";
+
+/// `<dir>/NNNNNN.<extension>`, the id zero-padded to six digits like the original.
+pub(crate) fn numbered_path(dir: &Path, fid: u32, extension: &str) -> PathBuf {
+    dir.join(format!("{fid:06}.{extension}"))
+}
+
+/// Ids of the files named `NNNNNN.<extension>` in `dir`, ascending. Other files are ignored.
+pub(crate) fn list_numbered(dir: &Path, extension: &str) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir).context("list", dir)? {
+        let entry = entry.context("list", dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name
+            .strip_suffix(extension)
+            .and_then(|s| s.strip_suffix('.'))
+        else {
+            continue;
+        };
+        if stem.len() >= 6
+            && stem.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = stem.parse::<u32>()
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Reads the footer at the end of a segment of `len` bytes, if it has one.
+pub(crate) fn read_footer(file: &File, path: &Path, len: u64) -> Result<Option<Footer>> {
+    if len < FOOTER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; FOOTER_LEN];
+    file.read_exact_at(&mut bytes, len - FOOTER_LEN as u64)
+        .context("read footer of", path)?;
+    Ok(Footer::decode(&bytes))
+}
+
+/// Reads and verifies the payload of the record at `offset`.
+pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Vec<u8>> {
+    let corrupt = |defect| StorageError::CorruptRecord {
+        path: path.to_path_buf(),
+        offset,
+        defect,
+        detail: None,
+    };
+    let len = file.metadata().context("stat", path)?.len();
+    let available = len.saturating_sub(offset);
+    let mut header_bytes = [0u8; HEADER_LEN];
+    let header_len = header_bytes.len().min(available as usize);
+    file.read_exact_at(&mut header_bytes[..header_len], offset)
+        .context("read record header from", path)?;
+    let header = RecordHeader::decode(&header_bytes[..header_len]).map_err(corrupt)?;
+    let payload_available = available - HEADER_LEN as u64;
+    if header.payload_len > payload_available {
+        return Err(corrupt(RecordDefect::TruncatedPayload {
+            expected: header.payload_len,
+            available: payload_available,
+        }));
+    }
+    let mut payload = vec![0u8; header.payload_len as usize];
+    file.read_exact_at(&mut payload, offset + HEADER_LEN as u64)
+        .context("read record from", path)?;
+    header.verify(&payload).map_err(corrupt)?;
+    Ok(payload)
+}
+
+/// How a sequential scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Every byte up to `len` belonged to a valid record.
+    Clean,
+    /// No valid record starts at `offset`; everything before it was valid.
+    Defect { offset: u64, defect: RecordDefect },
+}
+
+/// Visits every valid record of the first `len` bytes of a segment in order, stopping at the first
+/// defect. Memory use is one buffer the size of the largest payload.
+pub(crate) fn scan(
+    file: &File,
+    path: &Path,
+    len: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<ScanEnd> {
+    const READ_BUFFER: usize = 1 << 20;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let mut payload = Vec::new();
+    let mut offset = 0u64;
+    while offset < len {
+        let remaining = len - offset;
+        let mut header_bytes = [0u8; HEADER_LEN];
+        let header_len = header_bytes.len().min(remaining as usize);
+        reader
+            .read_exact(&mut header_bytes[..header_len])
+            .context("read", path)?;
+        let header = match RecordHeader::decode(&header_bytes[..header_len]) {
+            Ok(header) => header,
+            Err(defect) => return Ok(ScanEnd::Defect { offset, defect }),
+        };
+        let payload_available = remaining - HEADER_LEN as u64;
+        if header.payload_len > payload_available {
+            let defect = RecordDefect::TruncatedPayload {
+                expected: header.payload_len,
+                available: payload_available,
+            };
+            return Ok(ScanEnd::Defect { offset, defect });
+        }
+        payload.resize(header.payload_len as usize, 0);
+        reader.read_exact(&mut payload).context("read", path)?;
+        if let Err(defect) = header.verify(&payload) {
+            return Ok(ScanEnd::Defect { offset, defect });
+        }
+        visit(offset, &payload)?;
+        offset += header.record_len();
+    }
+    Ok(ScanEnd::Clean)
+}
+
+/// Looks for any valid record starting in `from..len`. Used to tell a torn tail (nothing valid
+/// after the defect) from corruption in the middle (valid records follow, which must not be cut).
+pub(crate) fn find_valid_record(
+    file: &File,
+    path: &Path,
+    from: u64,
+    len: u64,
+) -> Result<Option<u64>> {
+    const WINDOW: usize = 1 << 20;
+    let magic = RECORD_MAGIC.to_le_bytes();
+    let mut window = vec![0u8; WINDOW];
+    let mut start = from;
+    while start + HEADER_LEN as u64 <= len {
+        let window_len = (WINDOW as u64).min(len - start) as usize;
+        let bytes = &mut window[..window_len];
+        file.read_exact_at(bytes, start).context("read", path)?;
+        for (i, candidate) in bytes.windows(magic.len()).enumerate() {
+            if candidate == magic && is_valid_record_at(file, start + i as u64, len) {
+                return Ok(Some(start + i as u64));
+            }
+        }
+        // Overlap by the magic's length minus one so a magic straddling windows is seen.
+        start += (window_len - (magic.len() - 1)) as u64;
+    }
+    Ok(None)
+}
+
+/// Whether a whole, checksum-valid record starts at `offset` and ends by `len`. Read errors
+/// count as "no": this only decides whether valid data follows a defect.
+fn is_valid_record_at(file: &File, offset: u64, len: u64) -> bool {
+    let mut header_bytes = [0u8; HEADER_LEN];
+    if len - offset < HEADER_LEN as u64 || file.read_exact_at(&mut header_bytes, offset).is_err() {
+        return false;
+    }
+    let Ok(header) = RecordHeader::decode(&header_bytes) else {
+        return false;
+    };
+    if header.payload_len > len - offset - HEADER_LEN as u64 {
+        return false;
+    }
+    let mut payload = vec![0u8; header.payload_len as usize];
+    file.read_exact_at(&mut payload, offset + HEADER_LEN as u64)
+        .is_ok()
+        && header.verify(&payload).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record::encode_record;
+    use std::io::Write;
+
+    fn segment_with(dir: &Path, bytes: &[u8]) -> (File, PathBuf) {
+        let path = numbered_path(dir, 0, SEGMENT_EXTENSION);
+        File::create(&path).unwrap().write_all(bytes).unwrap();
+        (File::open(&path).unwrap(), path)
+    }
+
+    #[test]
+    fn names_are_six_digit_padded() {
+        assert_eq!(
+            numbered_path(Path::new("/d"), 7, "vlog"),
+            Path::new("/d/000007.vlog")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "000002.vlog",
+            "000010.vlog",
+            "x.vlog",
+            "000003.idx",
+            "12.vlog",
+        ] {
+            File::create(dir.path().join(name)).unwrap();
+        }
+        assert_eq!(list_numbered(dir.path(), "vlog").unwrap(), vec![2, 10]);
+    }
+
+    #[test]
+    fn scan_reports_defect_offset_and_finds_later_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = encode_record(b"first");
+        let second_at = bytes.len() as u64;
+        bytes.extend_from_slice(&[0u8; 7]);
+        let third_at = bytes.len() as u64;
+        bytes.extend_from_slice(&encode_record(b"third"));
+        let (file, path) = segment_with(dir.path(), &bytes);
+
+        let mut seen = Vec::new();
+        let end = scan(&file, &path, bytes.len() as u64, |offset, payload| {
+            seen.push((offset, payload.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(0, b"first".to_vec())]);
+        assert!(
+            matches!(end, ScanEnd::Defect { offset, defect: RecordDefect::BadMagic { .. } } if offset == second_at)
+        );
+        assert_eq!(
+            find_valid_record(&file, &path, second_at, bytes.len() as u64).unwrap(),
+            Some(third_at)
+        );
+        assert_eq!(read_record_at(&file, &path, third_at).unwrap(), b"third");
+        assert!(matches!(
+            read_record_at(&file, &path, second_at),
+            Err(StorageError::CorruptRecord { offset, .. }) if offset == second_at
+        ));
+    }
+}
