@@ -10,9 +10,11 @@ pub mod etcd;
 pub mod mariadb;
 pub mod pd_sim;
 pub mod process;
+pub mod pump;
 
 pub use binaries::bin_path;
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use pd_sim::PdSimProcess;
 pub use process::{free_port, wait_until};
+pub use pump::{PumpProcess, TestPumpClient};

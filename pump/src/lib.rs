@@ -3,4 +3,9 @@
 //!
 //! It talks to PD and the registry only through `binlog-cluster`; it knows nothing of downstreams.
 
+pub mod config;
+pub mod disk;
+pub mod metrics;
+pub mod node;
+pub mod server;
 pub mod storage;

@@ -1,0 +1,258 @@
+//! Pump processes for scenario tests: started from the built `pump` binary against a PD URL,
+//! with a small gRPC client that writes binlogs the way TiDB does and pulls them the way a drainer
+//! does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use binlog_proto::binlog::{
+    Binlog, BinlogType, Pos, PullBinlogReq, WriteBinlogReq, pump_client::PumpClient,
+};
+use prost::Message;
+use tonic::transport::Channel;
+
+use crate::process::{ChildProcess, accepts_connections, free_port, wait_until};
+
+/// A pump process; killed when dropped.
+#[derive(Debug)]
+pub struct PumpProcess {
+    process: ChildProcess,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    /// The node id it was started with.
+    pub node_id: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl PumpProcess {
+    /// Starts a pump with node id `node_id` and data under `dir`, plus `extra` flags; waits until
+    /// it accepts connections.
+    pub fn start(
+        pd_url: &str,
+        dir: &Path,
+        node_id: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<PumpProcess> {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let data_dir = dir.join(node_id);
+        let mut args: Vec<String> = vec![
+            format!("-pd-urls={pd_url}"),
+            format!("-addr={addr}"),
+            format!("-data-dir={}", data_dir.display()),
+            format!("-node-id={node_id}"),
+            "-heartbeat-interval=1".into(),
+            "-fake-binlog-interval=1".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("{node_id}.log"));
+        let process = Self::spawn(&args, &log)?;
+        let mut pump = PumpProcess {
+            process,
+            addr,
+            node_id: node_id.to_string(),
+            data_dir,
+            args,
+            log,
+        };
+        pump.wait_listening()?;
+        Ok(pump)
+    }
+
+    fn spawn(args: &[String], log: &Path) -> anyhow::Result<ChildProcess> {
+        let mut command = Command::new(crate::bin_path("pump"));
+        command.args(args).env("RUST_LOG", "info");
+        Ok(ChildProcess::spawn("pump", command, log)?)
+    }
+
+    fn wait_listening(&mut self) -> anyhow::Result<()> {
+        let addr = self.addr.clone();
+        let process = &mut self.process;
+        let up = wait_until(Duration::from_secs(30), || {
+            process.try_wait().is_some() || accepts_connections(&addr)
+        });
+        if let Some(status) = self.process.try_wait() {
+            anyhow::bail!(
+                "pump exited ({status}) before listening:\n{}",
+                self.process.log_tail()
+            );
+        }
+        anyhow::ensure!(
+            up,
+            "pump did not listen on {addr} within 30 s:\n{}",
+            self.process.log_tail()
+        );
+        Ok(())
+    }
+
+    /// Starts the same pump again (same flags, data dir and port) after it stopped.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = Self::spawn(&self.args, &self.log)?;
+        self.wait_listening()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.terminate(Duration::from_secs(30))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        let process = &mut self.process;
+        wait_until(timeout, || {
+            status = process.try_wait();
+            status.is_some()
+        });
+        status
+    }
+
+    /// The log so far (for assertion messages).
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+
+    /// The base URL of its HTTP API.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A gRPC client.
+    pub async fn client(&self, cluster_id: u64) -> anyhow::Result<TestPumpClient> {
+        TestPumpClient::connect(&self.addr, cluster_id).await
+    }
+}
+
+/// A pump client for tests.
+#[derive(Clone)]
+pub struct TestPumpClient {
+    /// The raw gRPC client.
+    pub inner: PumpClient<Channel>,
+    cluster_id: u64,
+}
+
+/// A pulled binlog, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pulled {
+    /// The entity's meta start ts.
+    pub start_ts: i64,
+    /// The entity's meta commit ts.
+    pub commit_ts: i64,
+    /// The decoded payload.
+    pub binlog: Binlog,
+}
+
+impl TestPumpClient {
+    /// Connects to the pump at `addr` (`host:port`).
+    pub async fn connect(addr: &str, cluster_id: u64) -> anyhow::Result<TestPumpClient> {
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await?;
+        Ok(TestPumpClient {
+            inner: PumpClient::new(channel).max_decoding_message_size(usize::MAX),
+            cluster_id,
+        })
+    }
+
+    /// Writes one binlog; the error is the gRPC status message.
+    pub async fn write(&mut self, binlog: &Binlog) -> Result<(), tonic::Status> {
+        self.write_raw(binlog.encode_to_vec()).await
+    }
+
+    /// Writes raw payload bytes.
+    pub async fn write_raw(&mut self, payload: Vec<u8>) -> Result<(), tonic::Status> {
+        self.inner
+            .write_binlog(WriteBinlogReq {
+                cluster_id: self.cluster_id,
+                payload,
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes the prewrite of a transaction.
+    pub async fn prewrite(&mut self, start_ts: i64, value: &[u8]) -> Result<(), tonic::Status> {
+        self.write(&Binlog {
+            tp: BinlogType::Prewrite as i32,
+            start_ts,
+            prewrite_key: Some(b"pk".to_vec()),
+            prewrite_value: Some(value.to_vec()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Writes the commit of a transaction.
+    pub async fn commit(&mut self, start_ts: i64, commit_ts: i64) -> Result<(), tonic::Status> {
+        self.write(&Binlog {
+            tp: BinlogType::Commit as i32,
+            start_ts,
+            commit_ts,
+            prewrite_key: Some(b"pk".to_vec()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Writes the rollback of a transaction.
+    pub async fn rollback(&mut self, start_ts: i64) -> Result<(), tonic::Status> {
+        self.write(&Binlog {
+            tp: BinlogType::Rollback as i32,
+            start_ts,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Pulls everything after `after` until the stream has been quiet for `quiet`, until a binlog
+    /// with commit ts ≥ `until` arrived, or for at most a minute.
+    pub async fn pull_until(
+        &mut self,
+        after: i64,
+        until: i64,
+        quiet: Duration,
+    ) -> anyhow::Result<Vec<Pulled>> {
+        let mut stream = self
+            .inner
+            .pull_binlogs(PullBinlogReq {
+                cluster_id: self.cluster_id,
+                start_from: Some(Pos {
+                    suffix: 0,
+                    offset: after,
+                }),
+            })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            let Ok(next) = tokio::time::timeout(quiet, stream.message()).await else {
+                break;
+            };
+            let Some(response) = next? else { break };
+            let entity = response.entity.unwrap_or_default();
+            let meta = entity.meta.unwrap_or_default();
+            let binlog = Binlog::decode(entity.payload.as_slice())?;
+            let done = meta.commit_ts >= until;
+            out.push(Pulled {
+                start_ts: meta.start_ts,
+                commit_ts: meta.commit_ts,
+                binlog,
+            });
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

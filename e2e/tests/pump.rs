@@ -1,0 +1,476 @@
+//! The pump as TiDB and drainers see it: real pump processes against real etcd behind pd-sim.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use binlog_cluster::control::http_request;
+use binlog_cluster::{NodeKind, NodeState, NodeStatus, PdClient, Registry, TlsSettings};
+use binlog_proto::binlog::BinlogType;
+use e2e::{Etcd, PdSimProcess, PumpProcess, TestPumpClient, wait_until};
+
+struct World {
+    dir: tempfile::TempDir,
+    _etcd: Etcd,
+    pd_sim: PdSimProcess,
+    pd: PdClient,
+    registry: Registry,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start().unwrap();
+    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
+    let urls = vec![pd_sim.url()];
+    let pd = PdClient::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap();
+    let registry = Registry::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap();
+    World {
+        dir,
+        _etcd: etcd,
+        pd_sim,
+        pd,
+        registry,
+    }
+}
+
+impl World {
+    fn pump(&self, id: &str, extra: &[&str]) -> PumpProcess {
+        PumpProcess::start(&self.pd_sim.url(), self.dir.path(), id, extra).unwrap()
+    }
+
+    async fn state_of(&self, kind: NodeKind, id: &str) -> NodeState {
+        self.registry.get(kind, id).await.unwrap().state
+    }
+
+    async fn wait_state(&self, kind: NodeKind, id: &str, want: NodeState) -> bool {
+        for _ in 0..200 {
+            if matches!(self.registry.get(kind, id).await, Ok(status) if status.state == want) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+async fn http(method: &'static str, url: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http_request(&TlsSettings::default(), method, url)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Writes `count` transactions from `writers` concurrent clients: prewrite, then commit with a
+/// later timestamp (so commits land out of start order), every fifth rolled back. Returns
+/// commit ts → (start ts, prewrite value) of the committed ones.
+async fn write_load(
+    world: &World,
+    pump: &PumpProcess,
+    writers: usize,
+    per_writer: usize,
+) -> BTreeMap<i64, (i64, Vec<u8>)> {
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let pd = world.pd.clone();
+            let addr = pump.addr.clone();
+            tokio::spawn(async move {
+                let mut client = TestPumpClient::connect(&addr, pd.cluster_id())
+                    .await
+                    .unwrap();
+                let mut committed = BTreeMap::new();
+                for i in 0..per_writer {
+                    let start = pd.get_ts().await.unwrap();
+                    let value = format!("writer {w} txn {i}").into_bytes();
+                    client.prewrite(start, &value).await.unwrap();
+                    if i % 5 == 4 {
+                        client.rollback(start).await.unwrap();
+                        continue;
+                    }
+                    let commit = pd.get_ts().await.unwrap();
+                    client.commit(start, commit).await.unwrap();
+                    committed.insert(commit, (start, value));
+                }
+                committed
+            })
+        })
+        .collect();
+    let mut all = BTreeMap::new();
+    for handle in handles {
+        all.extend(handle.await.unwrap());
+    }
+    all
+}
+
+fn real_commits(pulled: &[e2e::pump::Pulled]) -> BTreeMap<i64, (i64, Vec<u8>)> {
+    pulled
+        .iter()
+        .filter(|p| p.start_ts != p.commit_ts)
+        .map(|p| {
+            assert_eq!(p.binlog.tp, BinlogType::Commit as i32);
+            assert_eq!(p.binlog.start_ts, p.start_ts);
+            (
+                p.commit_ts,
+                (
+                    p.start_ts,
+                    p.binlog.prewrite_value.clone().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn assert_strictly_increasing(pulled: &[e2e::pump::Pulled]) {
+    assert!(
+        pulled.windows(2).all(|w| w[0].commit_ts < w[1].commit_ts),
+        "commit ts must strictly increase"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_come_back_in_commit_order_with_prewrite_values_and_survive_restart() {
+    let world = world().await;
+    let mut pump = world.pump("pump-a", &[]);
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-a", NodeState::Online)
+            .await
+    );
+
+    let committed = write_load(&world, &pump, 4, 40).await;
+    assert_eq!(committed.len(), 4 * 32);
+    let last = *committed.keys().last().unwrap();
+
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let pulled = client
+        .pull_until(0, last, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_strictly_increasing(&pulled);
+    assert_eq!(
+        real_commits(&pulled),
+        committed,
+        "every commit, none of the rollbacks, each with its prewrite"
+    );
+
+    // Pulling from the middle is exclusive of the offset.
+    let middle = *committed.keys().nth(60).unwrap();
+    let rest = client
+        .pull_until(middle, last, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|p| p.commit_ts > middle));
+    assert_eq!(
+        real_commits(&rest).len(),
+        committed.range(middle + 1..).count()
+    );
+
+    // SIGTERM leaves it paused; a restart serves everything again and goes back online.
+    let status = pump.terminate().expect("pump exits on SIGTERM");
+    assert!(status.success(), "{status}\n{}", pump.log_tail());
+    assert_eq!(
+        world.state_of(NodeKind::Pump, "pump-a").await,
+        NodeState::Paused
+    );
+    pump.restart().unwrap();
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-a", NodeState::Online)
+            .await
+    );
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let again = client
+        .pull_until(0, last, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(real_commits(&again), committed);
+
+    // The registry record carries the watermark.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let record = world.registry.get(NodeKind::Pump, "pump-a").await.unwrap();
+    assert!(
+        record.max_commit_ts >= last,
+        "heartbeat publishes MaxCommitTS"
+    );
+    assert_eq!(record.host, pump.addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_writes_loses_no_acknowledged_binlog() {
+    let world = world().await;
+    let mut pump = world.pump("pump-k", &[]);
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let pd = world.pd.clone();
+            let addr = pump.addr.clone();
+            let acked = acked_tx.clone();
+            tokio::spawn(async move {
+                let mut client = TestPumpClient::connect(&addr, pd.cluster_id())
+                    .await
+                    .unwrap();
+                for i in 0.. {
+                    let start = pd.get_ts().await.unwrap();
+                    if client
+                        .prewrite(start, format!("{w}/{i}").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let commit = pd.get_ts().await.unwrap();
+                    if client.commit(start, commit).await.is_err() {
+                        return;
+                    }
+                    let _ = acked.send((commit, start));
+                }
+            })
+        })
+        .collect();
+    drop(acked_tx);
+    // Let the load run, then kill the pump in the middle of it.
+    let mut acknowledged = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some((commit, start))) = tokio::time::timeout_at(deadline, acked_rx.recv()).await {
+        acknowledged.insert(commit, start);
+    }
+    pump.kill();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    while let Ok((commit, start)) = acked_rx.try_recv() {
+        acknowledged.insert(commit, start);
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran ({} acknowledged)",
+        acknowledged.len()
+    );
+
+    pump.restart().unwrap();
+    let last = *acknowledged.keys().last().unwrap();
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let pulled = client
+        .pull_until(0, last, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_strictly_increasing(&pulled);
+    let served: BTreeMap<i64, i64> = pulled.iter().map(|p| (p.commit_ts, p.start_ts)).collect();
+    for (commit, start) in &acknowledged {
+        assert_eq!(
+            served.get(commit),
+            Some(start),
+            "acknowledged commit {commit} is served after SIGKILL"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_over_http_leaves_it_paused() {
+    let world = world().await;
+    let mut pump = world.pump("pump-p", &[]);
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-p", NodeState::Online)
+            .await
+    );
+
+    let (code, body) = http(
+        "PUT",
+        &format!("{}/state/someone-else/pause", pump.http_url()),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["code"], 3);
+    assert_eq!(
+        body["message"],
+        "invalide nodeID someone-else, this pump's nodeID is pump-p"
+    );
+    let (_, body) = http("PUT", &format!("{}/state/pump-p/stop", pump.http_url())).await;
+    assert_eq!(body["message"], "invalide action stop");
+
+    let (_, body) = http("PUT", &format!("{}/state/pump-p/pause", pump.http_url())).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"message": "apply action pause success!", "code": 200, "data": null})
+    );
+    let status = pump
+        .wait_exit(Duration::from_secs(30))
+        .expect("pump exits after pause");
+    assert!(status.success());
+    assert_eq!(
+        world.state_of(NodeKind::Pump, "pump-p").await,
+        NodeState::Paused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_a_lagging_drainer_then_goes_offline() {
+    let world = world().await;
+    let mut pump = world.pump("pump-c", &[]);
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let start = world.pd.get_ts().await.unwrap();
+    client.prewrite(start, b"v").await.unwrap();
+    let commit = world.pd.get_ts().await.unwrap();
+    client.commit(start, commit).await.unwrap();
+
+    // A drainer (registered as the real one would be) whose checkpoint is behind this pump.
+    let mut drainer = NodeStatus::new("drainer-1", "127.0.0.1:1", NodeState::Online);
+    drainer.max_commit_ts = commit - 1;
+    world
+        .registry
+        .upsert(NodeKind::Drainer, &drainer)
+        .await
+        .unwrap();
+
+    let (_, body) = http("PUT", &format!("{}/state/pump-c/close", pump.http_url())).await;
+    assert_eq!(body["code"], 200, "{body}");
+
+    // While it waits: prewrites are refused, commits still accepted, /status names the drainer.
+    let late_start = world.pd.get_ts().await.unwrap();
+    let refused = client.prewrite(late_start, b"late").await.unwrap_err();
+    assert_eq!(refused.message(), "no online: closing");
+    client.commit(start, commit).await.unwrap();
+    let named = wait_until(Duration::from_secs(15), || {
+        let body =
+            futures::executor::block_on(http("GET", &format!("{}/status", pump.http_url()))).1;
+        body["OfflineWaitingFor"][0]["nodeId"] == "drainer-1"
+    });
+    assert!(named, "/status names the drainer holding the pump back");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        pump.wait_exit(Duration::ZERO).is_none(),
+        "the pump waits for the lagging drainer"
+    );
+    assert_ne!(
+        world.state_of(NodeKind::Pump, "pump-c").await,
+        NodeState::Offline
+    );
+
+    // The drainer catches up: the pump goes offline and exits 0.
+    drainer.max_commit_ts = world.pd.get_ts().await.unwrap() + (10_000 << 18);
+    world
+        .registry
+        .upsert(NodeKind::Drainer, &drainer)
+        .await
+        .unwrap();
+    let status = pump
+        .wait_exit(Duration::from_secs(30))
+        .expect("pump exits once the drainer caught up");
+    assert!(status.success(), "{}", pump.log_tail());
+    assert_eq!(
+        world.state_of(NodeKind::Pump, "pump-c").await,
+        NodeState::Offline
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_online_drainer_keeps_a_new_pump_from_starting() {
+    let world = world().await;
+    let stale = NodeStatus::new(
+        "drainer-dead",
+        format!("127.0.0.1:{}", e2e::free_port()),
+        NodeState::Online,
+    );
+    world
+        .registry
+        .upsert(NodeKind::Drainer, &stale)
+        .await
+        .unwrap();
+
+    let dir = world.dir.path().join("pn");
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = PumpProcess::start(&world.pd_sim.url(), &dir, "pump-n", &[]);
+    // It may or may not have listened before giving up; either way it exits with 2.
+    let status = match result {
+        Ok(mut pump) => pump
+            .wait_exit(Duration::from_secs(30))
+            .expect("pump gives up"),
+        Err(err) => {
+            assert!(err.to_string().contains("exit status: 2"), "{err}");
+            std::process::ExitStatus::default()
+        }
+    };
+    assert!(status.code().is_none_or(|c| c == 2 || c == 0), "{status}");
+    assert_eq!(
+        world.state_of(NodeKind::Pump, "pump-n").await,
+        NodeState::Offline
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_writes_are_refused_clearly_and_the_pump_keeps_serving() {
+    let world = world().await;
+    let config = world.dir.path().join("pump.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nstop-write-at-available-space = \"1000 PiB\"\n",
+    )
+    .unwrap();
+    let pump = world.pump(
+        "pump-d",
+        &[
+            &format!("-config={}", config.display()),
+            "-max-message-size=65536",
+        ],
+    );
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+
+    let start = world.pd.get_ts().await.unwrap();
+    let err = client.prewrite(start, b"v").await.unwrap_err();
+    assert!(
+        err.message().starts_with("no available space, available: ")
+            && err
+                .message()
+                .ends_with(", StopWriteAtAvailableSpace: 1125899906842624000"),
+        "{}",
+        err.message()
+    );
+
+    let err = client.write_raw(vec![0xff, 0xff, 0xff]).await.unwrap_err();
+    assert!(
+        err.message().starts_with("unmarshal binlog failed"),
+        "{}",
+        err.message()
+    );
+
+    let err = client.write_raw(vec![0u8; 100_000]).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(
+        err.message()
+            .starts_with("grpc: received message larger than max ("),
+        "{}",
+        err.message()
+    );
+
+    let mut wrong = TestPumpClient::connect(&pump.addr, world.pd.cluster_id() + 1)
+        .await
+        .unwrap();
+    let err = wrong.prewrite(start, b"v").await.unwrap_err();
+    assert!(
+        err.message().starts_with("cluster ID are mismatch"),
+        "{}",
+        err.message()
+    );
+
+    // Fake binlogs still pass, so the pump's watermark keeps moving while writes are refused.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let until = world.pd.get_ts().await.unwrap();
+    let pulled = client
+        .pull_until(0, until, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        pulled
+            .iter()
+            .any(|p| p.start_ts == p.commit_ts && p.commit_ts > start),
+        "fake binlogs flow"
+    );
+}

@@ -1,0 +1,71 @@
+//! The `pump` binary: flags and config as the original's, then [`binlog_pump::server::run`].
+//!
+//! Exit codes: 0 after a pause, close or signal; 2 when a new pump could not notify the drainers
+//! (it is registered `offline`); 1 for any other failure.
+
+use std::process::ExitCode;
+
+use binlog_pump::config::{Config, Flags};
+use binlog_pump::server::{self, RunError};
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|err| anyhow::anyhow!("invalid log level {:?}: {err}", config.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    if config.log_file.is_empty() {
+        builder.with_writer(std::io::stderr).init();
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.log_file)
+            .map_err(|err| anyhow::anyhow!("cannot open log file {}: {err}", config.log_file))?;
+        builder.with_writer(std::sync::Mutex::new(file)).init();
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::from_env();
+    if flags.version {
+        print!("{}", binlog_cluster::flags::version_text("pump"));
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&flags) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("pump: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = init_logging(&config) {
+        eprintln!("pump: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pump: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(?config, "starting pump");
+    match runtime.block_on(server::run(config)) {
+        Ok(reason) => {
+            tracing::info!(?reason, "pump exited");
+            ExitCode::SUCCESS
+        }
+        Err(err @ RunError::NotifyFailed(_)) => {
+            tracing::error!(error = %err, "pump is offline: could not notify drainers");
+            eprintln!("pump: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "pump failed");
+            eprintln!("pump: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

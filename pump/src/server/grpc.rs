@@ -1,0 +1,247 @@
+//! The `binlog.Pump` gRPC service: `WriteBinlog` (validated, durable before it answers) and
+//! `PullBinlogs` (commit-ts ordered, woken by new data instead of polling).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use binlog_proto::binlog::{
+    Entity, Meta, Pos, PullBinlogReq, PullBinlogResp, WriteBinlogReq, WriteBinlogResp,
+    pump_server::{Pump, PumpServer},
+};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::{Shared, WriteError};
+use crate::storage::StorageError;
+
+/// Entities buffered between the disk reader and the gRPC sender of one stream.
+const PULL_BUFFER: usize = 8;
+/// How long a pull stream waits for new data before re-checking whether it should end.
+const PULL_WAIT: Duration = Duration::from_millis(500);
+
+struct PumpService {
+    shared: Arc<Shared>,
+}
+
+/// The gRPC routes, ready to merge with the HTTP API on one port.
+pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
+    let limit = shared.config.max_message_size;
+    let service = PumpServer::new(PumpService { shared })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    tonic::service::Routes::new(service)
+        .into_axum_router()
+        .layer(axum::middleware::map_response(
+            oversized_as_resource_exhausted,
+        ))
+}
+
+type PullStream = Pin<Box<dyn Stream<Item = Result<PullBinlogResp, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Pump for PumpService {
+    async fn write_binlog(
+        &self,
+        request: Request<WriteBinlogReq>,
+    ) -> Result<Response<WriteBinlogResp>, Status> {
+        let started = Instant::now();
+        let request = request.into_inner();
+        self.shared.written.store(true, Ordering::Relaxed);
+        let result = self
+            .shared
+            .write(request.cluster_id, request.payload, false)
+            .await;
+        let label = if result.is_ok() { "succ" } else { "fail" };
+        let elapsed = started.elapsed();
+        self.shared
+            .metrics
+            .rpc_duration
+            .with_label_values(&["WriteBinlog", label])
+            .observe(elapsed.as_secs_f64());
+        if elapsed >= self.shared.config.storage.slow_write_threshold {
+            tracing::warn!(?elapsed, "slow WriteBinlog");
+        }
+        match result {
+            Ok(()) => Ok(Response::new(WriteBinlogResp::default())),
+            Err(err) => {
+                self.shared.metrics.loss_binlog.inc();
+                if matches!(err, WriteError::Storage(_)) {
+                    self.shared
+                        .metrics
+                        .storage_errors
+                        .with_label_values(&["write_binlog"])
+                        .inc();
+                    tracing::error!(error = %err, "write binlog failed");
+                }
+                // Like the original: an error status (code Unknown) whose message clients match on.
+                Err(Status::unknown(err.to_string()))
+            }
+        }
+    }
+
+    type PullBinlogsStream = PullStream;
+
+    async fn pull_binlogs(
+        &self,
+        request: Request<PullBinlogReq>,
+    ) -> Result<Response<Self::PullBinlogsStream>, Status> {
+        let request = request.into_inner();
+        if request.cluster_id != self.shared.cluster_id {
+            return Err(Status::unknown(format!(
+                "cluster ID are mismatch, {} vs {}",
+                request.cluster_id, self.shared.cluster_id
+            )));
+        }
+        let after = request.start_from.map_or(0, |pos| pos.offset);
+        // Check up front so a purged request gets a clear error instead of an empty stream.
+        let first = self.shared.storage.pull(after).map_err(|err| match err {
+            StorageError::Purged { .. } => Status::out_of_range(err.to_string()),
+            other => Status::internal(other.to_string()),
+        })?;
+        let (sender, receiver) = mpsc::channel(PULL_BUFFER);
+        let shared = self.shared.clone();
+        shared.metrics.pull_streams.inc();
+        tokio::task::spawn_blocking(move || {
+            stream_binlogs(&shared, first, after, &sender);
+            shared.metrics.pull_streams.dec();
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// Feeds one pull stream until the client goes away or the pump closes its streams.
+fn stream_binlogs(
+    shared: &Shared,
+    first: crate::storage::Pull,
+    after: i64,
+    sender: &mpsc::Sender<Result<PullBinlogResp, Status>>,
+) {
+    let mut last = after;
+    let mut pull = Some(first);
+    loop {
+        if sender.is_closed() || shared.pulls_closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let batch = match pull.take() {
+            Some(pull) => Ok(pull),
+            None => shared.storage.pull(last),
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                let _ = sender.blocking_send(Err(Status::internal(err.to_string())));
+                return;
+            }
+        };
+        for item in batch {
+            let binlog = match item {
+                Ok(binlog) => binlog,
+                Err(err) => {
+                    shared
+                        .metrics
+                        .storage_errors
+                        .with_label_values(&["read_value"])
+                        .inc();
+                    let _ = sender.blocking_send(Err(Status::internal(err.to_string())));
+                    return;
+                }
+            };
+            last = binlog.commit_ts;
+            let response = PullBinlogResp {
+                entity: Some(Entity {
+                    pos: Some(Pos::default()),
+                    payload: binlog.payload,
+                    checksum: Vec::new(),
+                    meta: Some(Meta {
+                        start_ts: binlog.start_ts,
+                        commit_ts: binlog.commit_ts,
+                    }),
+                }),
+            };
+            if sender.blocking_send(Ok(response)).is_err() {
+                return;
+            }
+        }
+        shared.storage.wait_for_commit_ts_above(last, PULL_WAIT);
+    }
+}
+
+/// tonic rejects a message over the limit with `OutOfRange`; grpc-go (and so the original pump)
+/// answers `ResourceExhausted: grpc: received message larger than max (N vs. M)`, which is what
+/// TiDB's pump client matches to report "binlog data is too large" instead of retrying.
+async fn oversized_as_resource_exhausted(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let headers = response.headers();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode);
+    if let (true, Some((found, limit))) =
+        (out_of_range, message.as_deref().and_then(parse_too_large))
+    {
+        let text = format!("grpc: received message larger than max ({found} vs. {limit})");
+        let headers = response.headers_mut();
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            headers.insert("grpc-message", value);
+        }
+    }
+    response
+}
+
+/// Extracts the sizes from tonic's "decoded message length too large: found N bytes, the limit
+/// is: M bytes".
+fn parse_too_large(message: &str) -> Option<(u64, u64)> {
+    let rest = message.split("message length too large: found ").nth(1)?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.split_whitespace().next()?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// grpc-message is percent-encoded; the parts we look at only need `%20`-style decoding.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let Some(byte) = escaped {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tonic_size_errors_are_recognised() {
+        assert_eq!(
+            parse_too_large(
+                "Error, decoded message length too large: found 100014 bytes, the limit is: 65536 bytes"
+            ),
+            Some((100014, 65536))
+        );
+        assert_eq!(parse_too_large("something else"), None);
+        assert_eq!(percent_decode("a%20b%2Cc"), "a b,c");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}
