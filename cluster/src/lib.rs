@@ -16,6 +16,7 @@ pub mod state;
 pub mod status;
 pub mod tls;
 pub mod tso;
+pub mod units;
 pub mod urls;
 
 pub use control::{ControlError, Envelope, apply_action};
