@@ -474,3 +474,113 @@ async fn bad_writes_are_refused_clearly_and_the_pump_keeps_serving() {
         "fake binlogs flow"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
+    let world = world().await;
+    let config = world.dir.path().join("pump.toml");
+    std::fs::write(&config, "[storage]\nmax-txn-timeout = 1\n").unwrap();
+    let socket = world.dir.path().join("pump.sock");
+    let pump = world.pump(
+        "pump-h",
+        &[
+            &format!("-config={}", config.display()),
+            "-gc=2s",
+            &format!("-socket=unix://{}", socket.display()),
+        ],
+    );
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let start = world.pd.get_ts().await.unwrap();
+    client.prewrite(start, b"value").await.unwrap();
+    let commit = world.pd.get_ts().await.unwrap();
+    client.commit(start, commit).await.unwrap();
+
+    // /status has the original's keys; /drainers an array; /metrics the original's names.
+    let (_, status) = http("GET", &format!("{}/status", pump.http_url())).await;
+    assert_eq!(status["status"]["pump-h"]["state"], "online", "{status}");
+    assert!(status["CommitTS"].as_i64().unwrap() > commit);
+    assert_eq!(status["Checkpoint"], serde_json::json!({}));
+    assert_eq!(status["ErrMsg"], "");
+    let (_, drainers) = http("GET", &format!("{}/drainers", pump.http_url())).await;
+    assert_eq!(drainers, serde_json::json!([]));
+    let (_, metrics) = http_request(
+        &TlsSettings::default(),
+        "GET",
+        &format!("{}/metrics", pump.http_url()),
+    )
+    .await
+    .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(
+        metrics.contains("binlog_pump_rpc_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("binlog_pump_storage_max_commit_ts"),
+        "{metrics}"
+    );
+
+    // /debug/binlog shows the commit merged with its prewrite.
+    let (_, text) = http_request(
+        &TlsSettings::default(),
+        "GET",
+        &format!("{}/debug/binlog/{commit}", pump.http_url()),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        text.contains(&format!("start_ts: {start}")) && text.contains("PrewriteValue"),
+        "{text}"
+    );
+
+    // The same API answers on the unix socket.
+    let mut unix = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    unix.write_all(b"GET /drainers HTTP/1.1\r\nHost: pump\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    unix.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A prewrite without commit holds the watermark and is reported once past max-txn-timeout.
+    let stuck = world.pd.get_ts().await.unwrap();
+    client.prewrite(stuck, b"never committed").await.unwrap();
+    let reported = wait_until(Duration::from_secs(10), || {
+        pump.log_tail().contains("max-txn-timeout")
+    });
+    assert!(reported, "{}", pump.log_tail());
+    let (_, status) = http("GET", &format!("{}/status", pump.http_url())).await;
+    assert_eq!(status["UnmatchedPrewrite"]["startTS"], stuck);
+    client.rollback(stuck).await.unwrap();
+
+    // GC: after the retention, a pull from before the GC point is refused, not clamped.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, body) = http_request(
+        &TlsSettings::default(),
+        "POST",
+        &format!("{}/debug/gc/trigger", pump.http_url()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body, "trigger gc success\n");
+    let cluster_id = world.pd.cluster_id();
+    let refused = wait_until(Duration::from_secs(10), || {
+        let mut client = client.clone();
+        futures::executor::block_on(async move {
+            client
+                .inner
+                .pull_binlogs(binlog_proto::binlog::PullBinlogReq {
+                    cluster_id,
+                    start_from: Some(binlog_proto::binlog::Pos {
+                        suffix: 0,
+                        offset: 0,
+                    }),
+                })
+                .await
+                .is_err_and(|status| status.code() == tonic::Code::OutOfRange)
+        })
+    });
+    assert!(refused, "a pull below the GC point is an error");
+}

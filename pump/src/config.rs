@@ -318,6 +318,13 @@ fn validate_host_port(
 }
 
 impl Config {
+    /// The filesystem path of `socket` (`unix:///dir/pump.sock` → `/dir/pump.sock`).
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        self.socket
+            .as_deref()
+            .map(|url| PathBuf::from(url.strip_prefix("unix://").unwrap_or(url)))
+    }
+
     /// Reads the TOML file named by `-config` (if any) and applies flags over it.
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
         let file = match &flags.config {

@@ -22,6 +22,7 @@ pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/state/{node_id}/{action}", put(apply_action))
         .route("/drainers", get(drainers))
         .route("/debug/gc/trigger", post(trigger_gc))
+        .route("/debug/binlog/{ts}", get(debug_binlog))
         .route("/metrics", get(metrics))
         .with_state(shared)
 }
@@ -141,6 +142,49 @@ async fn trigger_gc(State(shared): State<Arc<Shared>>) -> &'static str {
     } else {
         shared.gc_trigger.notify_one();
         "trigger gc success\n"
+    }
+}
+
+/// The binlog served at commit ts `ts` (merged with its prewrite), in a readable text form.
+async fn debug_binlog(State(shared): State<Arc<Shared>>, Path(ts): Path<String>) -> String {
+    let Ok(ts) = ts.parse::<i64>() else {
+        return format!("invalid parameter ts: {ts}");
+    };
+    let storage = shared.storage.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut pull = storage.pull(ts.saturating_sub(1))?;
+        Ok::<_, crate::storage::StorageError>(
+            pull.next().transpose()?.filter(|b| b.commit_ts == ts),
+        )
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(pulled))) => render_binlog(&pulled.payload),
+        Ok(Ok(None)) => format!(
+            "no binlog with commit ts {ts} (at or below the watermark {})",
+            shared.storage.max_commit_ts()
+        ),
+        Ok(Err(err)) => format!("cannot read binlog {ts}: {err}"),
+        Err(err) => format!("cannot read binlog {ts}: {err}"),
+    }
+}
+
+fn render_binlog(payload: &[u8]) -> String {
+    use binlog_proto::binlog::{Binlog, PrewriteValue};
+    use prost::Message;
+    match Binlog::decode(payload) {
+        Ok(binlog) => {
+            let mut text = format!("{binlog:#?}");
+            if let Some(value) = &binlog.prewrite_value {
+                text.push_str("\n\n PrewriteValue: \n");
+                match PrewriteValue::decode(value.as_slice()) {
+                    Ok(value) => text.push_str(&format!("{value:#?}")),
+                    Err(err) => text.push_str(&format!("undecodable: {err}")),
+                }
+            }
+            text
+        }
+        Err(err) => format!("stored payload is not a binlog: {err}"),
     }
 }
 

@@ -131,12 +131,19 @@ async fn disk_watch(shared: Arc<Shared>) {
     .await;
 }
 
+/// How often a prewrite stuck past max-txn-timeout is logged again.
+const STUCK_PREWRITE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 async fn report(shared: Arc<Shared>) {
+    let last_logged = std::sync::Mutex::new(None::<std::time::Instant>);
     every(&shared, REPORT_INTERVAL, || async {
         shared.metrics.max_commit_ts.set(tso::physical_ms(shared.storage.max_commit_ts()));
         let waited = match shared.storage.oldest_unmatched_prewrite() {
             Some(oldest) => {
-                if oldest.waited >= shared.config.storage.max_txn_timeout {
+                let mut last = last_logged.lock().unwrap_or_else(|e| e.into_inner());
+                let due = last.is_none_or(|at| at.elapsed() >= STUCK_PREWRITE_LOG_INTERVAL);
+                if oldest.waited >= shared.config.storage.max_txn_timeout && due {
+                    *last = Some(std::time::Instant::now());
                     tracing::error!(
                         start_ts = oldest.start_ts,
                         waited_secs = oldest.waited.as_secs(),

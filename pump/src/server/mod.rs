@@ -242,7 +242,23 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
 
     let loops = loops::spawn_all(shared.clone());
     let (serve_stop, serve_stopped) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, shared.clone(), serve_stopped));
+    let router = http::router(shared.clone()).merge(grpc::router(shared.clone()));
+    let mut servers = vec![tokio::spawn(serve(
+        listener,
+        router.clone(),
+        serve_stopped.clone(),
+    ))];
+    if let Some(path) = shared.config.socket_path() {
+        // A stale socket file from a previous run would make bind fail.
+        let _ = std::fs::remove_file(&path);
+        let unix = tokio::net::UnixListener::bind(&path).map_err(|e| {
+            RunError::Fatal(format!(
+                "cannot listen on unix socket {}: {e}",
+                path.display()
+            ))
+        })?;
+        servers.push(tokio::spawn(serve(unix, router, serve_stopped)));
+    }
     tokio::spawn(watch_signals(shared.clone()));
 
     let reason = loop {
@@ -261,7 +277,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let final_state = finish(&shared, reason).await;
     shared.pulls_closed.store(true, Ordering::Relaxed);
     let _ = serve_stop.send(true);
-    if tokio::time::timeout(Duration::from_secs(10), server)
+    if tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(servers))
         .await
         .is_err()
     {
@@ -361,12 +377,11 @@ async fn watch_signals(shared: Arc<Shared>) {
     shared.request_stop(StopReason::Signal);
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let router = http::router(shared.clone()).merge(grpc::router(shared.clone()));
+async fn serve<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let shutdown = async move { crate::node::stopped(&mut stop).await };
     if let Err(err) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
