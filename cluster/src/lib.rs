@@ -15,6 +15,7 @@ pub mod secret;
 pub mod state;
 pub mod status;
 pub mod tls;
+pub mod tls_server;
 pub mod tso;
 pub mod units;
 pub mod urls;

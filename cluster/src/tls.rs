@@ -107,7 +107,7 @@ impl TlsSettings {
         Ok(Some(config))
     }
 
-    fn certificates(
+    pub(crate) fn certificates(
         what: &'static str,
         path: &Path,
     ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -125,6 +125,15 @@ impl TlsSettings {
         Ok(certs)
     }
 
+    pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+        let pem = Self::read("ssl-key", path)?;
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Pem {
+            what: "ssl-key",
+            path: path.to_owned(),
+            expected: "private key",
+        })
+    }
+
     /// A rustls client configuration for plain HTTPS (the control API); `None` when TLS is off.
     pub fn rustls_client_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
         let Some(ca) = &self.ssl_ca else {
@@ -139,15 +148,10 @@ impl TlsSettings {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
         let config = match self.identity_paths()? {
-            Some((cert, key)) => {
-                let key_pem = Self::read("ssl-key", key)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
-                    what: "ssl-key",
-                    path: key.to_owned(),
-                    expected: "private key",
-                })?;
-                builder.with_client_auth_cert(Self::certificates("ssl-cert", cert)?, key)?
-            }
+            Some((cert, key)) => builder.with_client_auth_cert(
+                Self::certificates("ssl-cert", cert)?,
+                Self::private_key(key)?,
+            )?,
             None => builder.with_no_client_auth(),
         };
         Ok(Some(Arc::new(config)))

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use binlog_cluster::tls_server::TlsListener;
 use binlog_cluster::{NodeState, PdClient, Registry, node_id, urls};
 use binlog_proto::binlog::{Binlog, BinlogType};
 use prost::Message;
@@ -243,11 +244,18 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let loops = loops::spawn_all(shared.clone());
     let (serve_stop, serve_stopped) = watch::channel(false);
     let router = http::router(shared.clone()).merge(grpc::router(shared.clone()));
-    let mut servers = vec![tokio::spawn(serve(
-        listener,
-        router.clone(),
-        serve_stopped.clone(),
-    ))];
+    let tls = shared
+        .config
+        .security
+        .rustls_server_config()
+        .map_err(fatal)?;
+    let mut servers = vec![match tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls, shared.config.security.clone());
+            tokio::spawn(serve(listener, router.clone(), serve_stopped.clone()))
+        }
+        None => tokio::spawn(serve(listener, router.clone(), serve_stopped.clone())),
+    }];
     if let Some(path) = shared.config.socket_path() {
         // A stale socket file from a previous run would make bind fail.
         let _ = std::fs::remove_file(&path);
