@@ -9,6 +9,7 @@ pub mod binaries;
 pub mod etcd;
 pub mod mariadb;
 pub mod pd_sim;
+pub mod pki;
 pub mod process;
 pub mod pump;
 

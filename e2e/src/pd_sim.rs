@@ -234,6 +234,8 @@ pub struct PdSimConfig {
     pub cluster_id: Option<u64>,
     /// The URL clients reach this instance at (reported as the leader's client URL).
     pub client_url: String,
+    /// Serve TLS with these settings (client certificates are verified when presented).
+    pub tls: Option<binlog_cluster::TlsSettings>,
 }
 
 async fn cluster_id(etcd: &mut etcd_client::Client, fixed: Option<u64>) -> anyhow::Result<u64> {
@@ -288,7 +290,13 @@ pub async fn serve(
         .into_axum_router()
         .fallback(move |request| forward(proxy.clone(), request));
     tracing::info!(cluster_id, url = %config.client_url, etcd = %config.etcd_url, "pd-sim serving");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        server = server
+            .tls_config(server_tls(tls)?)
+            .context("configuring TLS")?;
+    }
+    server
         .add_routes(tonic::service::Routes::from(router))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -299,6 +307,25 @@ pub async fn serve(
     Ok(())
 }
 
+fn server_tls(
+    tls: &binlog_cluster::TlsSettings,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let path = path.as_ref().with_context(|| format!("TLS needs {what}"))?;
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    Ok(tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            read(&tls.ssl_cert, "ssl-cert")?,
+            read(&tls.ssl_key, "ssl-key")?,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(read(
+            &tls.ssl_ca,
+            "ssl-ca",
+        )?))
+        .client_auth_optional(true))
+}
+
 /// A `pd-sim` process started from the built binary; stopped when dropped, restartable on the
 /// same port.
 #[derive(Debug)]
@@ -307,24 +334,49 @@ pub struct PdSimProcess {
     addr: String,
     etcd_url: String,
     log: std::path::PathBuf,
+    tls_args: Vec<String>,
 }
 
 impl PdSimProcess {
     /// Starts `pd-sim` in front of `etcd_url` on a free port, logging to `log`.
     pub fn start(etcd_url: &str, log: &Path) -> anyhow::Result<PdSimProcess> {
+        Self::start_with_tls(etcd_url, log, None)
+    }
+
+    /// Like [`PdSimProcess::start`], serving TLS with the PKI's server certificate when given.
+    pub fn start_with_tls(
+        etcd_url: &str,
+        log: &Path,
+        pki: Option<&crate::pki::Pki>,
+    ) -> anyhow::Result<PdSimProcess> {
         let addr = format!("127.0.0.1:{}", crate::free_port());
-        let process = Self::spawn(&addr, etcd_url, log)?;
+        let tls_args = pki.map_or_else(Vec::new, |pki| {
+            vec![
+                format!("--ssl-ca={}", pki.ca.display()),
+                format!("--ssl-cert={}", pki.server.cert.display()),
+                format!("--ssl-key={}", pki.server.key.display()),
+            ]
+        });
+        let process = Self::spawn(&addr, etcd_url, log, &tls_args)?;
         Ok(PdSimProcess {
             process,
             addr,
             etcd_url: etcd_url.to_string(),
             log: log.to_owned(),
+            tls_args,
         })
     }
 
-    fn spawn(addr: &str, etcd_url: &str, log: &Path) -> anyhow::Result<ChildProcess> {
+    fn spawn(
+        addr: &str,
+        etcd_url: &str,
+        log: &Path,
+        tls_args: &[String],
+    ) -> anyhow::Result<ChildProcess> {
         let mut command = std::process::Command::new(crate::bin_path("pd-sim"));
-        command.args(["--addr", addr, "--etcd", etcd_url]);
+        command
+            .args(["--addr", addr, "--etcd", etcd_url])
+            .args(tls_args);
         let mut process = ChildProcess::spawn("pd-sim", command, log)?;
         if !wait_until(Duration::from_secs(20), || accepts_connections(addr)) {
             process.assert_running();
@@ -338,13 +390,18 @@ impl PdSimProcess {
 
     /// The URL to give components as `pd-urls`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_args.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Kills the process and starts it again on the same address.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process = Self::spawn(&self.addr, &self.etcd_url, &self.log)?;
+        self.process = Self::spawn(&self.addr, &self.etcd_url, &self.log, &self.tls_args)?;
         Ok(())
     }
 

@@ -20,9 +20,18 @@ struct Args {
     /// Fixed cluster id (default: the one stored in etcd, or a new one)
     #[arg(long = "cluster-id")]
     cluster_id: Option<u64>,
-    /// URL advertised as the leader's client URL (default: http://<addr>)
+    /// URL advertised as the leader's client URL (default: http(s)://<addr>)
     #[arg(long = "advertise-url")]
     advertise_url: Option<String>,
+    /// CA certificate; with --ssl-cert and --ssl-key, serve TLS
+    #[arg(long = "ssl-ca")]
+    ssl_ca: Option<std::path::PathBuf>,
+    /// Server certificate
+    #[arg(long = "ssl-cert")]
+    ssl_cert: Option<std::path::PathBuf>,
+    /// Server key
+    #[arg(long = "ssl-key")]
+    ssl_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -36,12 +45,20 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let tls = args.ssl_ca.is_some().then(|| binlog_cluster::TlsSettings {
+        ssl_ca: args.ssl_ca.clone(),
+        ssl_cert: args.ssl_cert.clone(),
+        ssl_key: args.ssl_key.clone(),
+        cert_allowed_cn: Vec::new(),
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = e2e::pd_sim::PdSimConfig {
         etcd_url: args.etcd,
         cluster_id: args.cluster_id,
         client_url: args
             .advertise_url
-            .unwrap_or_else(|| format!("http://{}", args.addr)),
+            .unwrap_or_else(|| format!("{scheme}://{}", args.addr)),
+        tls,
     };
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
