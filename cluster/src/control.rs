@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
@@ -135,6 +135,16 @@ pub async fn http_request(
     method: &'static str,
     url: &str,
 ) -> Result<(u16, Bytes), ControlError> {
+    http_request_with_body(tls, method, url, Bytes::new()).await
+}
+
+/// Like [`http_request`], sending `body`.
+pub async fn http_request_with_body(
+    tls: &TlsSettings,
+    method: &'static str,
+    url: &str,
+    body: Bytes,
+) -> Result<(u16, Bytes), ControlError> {
     let transport = |message: String| ControlError::Transport {
         method,
         url: url.to_string(),
@@ -151,7 +161,7 @@ pub async fn http_request(
         .method(method)
         .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
         .header(http::header::HOST, authority.as_str())
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(body))
         .map_err(|err| transport(err.to_string()))?;
     let exchange = async {
         let tcp = TcpStream::connect(authority.as_str())
@@ -176,7 +186,7 @@ pub async fn http_request(
         .map_err(|_| transport(format!("no answer within {CONTROL_TIMEOUT:?}")))?
 }
 
-async fn send<IO>(io: IO, request: http::Request<Empty<Bytes>>) -> Result<(u16, Bytes), String>
+async fn send<IO>(io: IO, request: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), String>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

@@ -584,3 +584,49 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     });
     assert!(refused, "a pull below the GC point is an error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_pushed_to_a_pushgateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = world().await;
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = gateway.local_addr().unwrap().to_string();
+    let received = tokio::spawn(async move {
+        let (mut socket, _) = gateway.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !String::from_utf8_lossy(&request).contains("binlog_pump_storage_max_commit_ts") {
+            let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let _pump = world.pump(
+        "pump-m",
+        &[
+            &format!("-metrics-addr={gateway_addr}"),
+            "-metrics-interval=1",
+        ],
+    );
+    let request = tokio::time::timeout(Duration::from_secs(20), received)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        request.starts_with("PUT /metrics/job/binlog/instance/pump-m HTTP/1.1"),
+        "{request}"
+    );
+    assert!(
+        request.contains("binlog_pump_storage_max_commit_ts"),
+        "{request}"
+    );
+}

@@ -1,13 +1,15 @@
-//! The local demo: starts a real etcd and the PD stand-in, registers the cluster's nodes the way
-//! pumps and drainers do, and drives binlogctl against it, printing each command and its output.
+//! The local demo: starts a real etcd, the PD stand-in and two real pumps, writes transactions
+//! through them the way TiDB does, pulls them back the way a drainer does, and drives binlogctl
+//! (list, pause, offline, generate_meta, encrypt), printing each command and its output.
 //!
 //! Run it through `scripts/demo`, which installs what it needs and builds the binaries first.
 
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Context;
-use binlog_cluster::{NodeKind, NodeState, NodeStatus, PdClient, Registry, TlsSettings};
-use e2e::{Etcd, PdSimProcess, bin_path};
+use binlog_cluster::{PdClient, TlsSettings};
+use e2e::{Etcd, PdSimProcess, PumpProcess, bin_path};
 
 fn binlogctl(pd_url: &str, args: &[&str]) -> anyhow::Result<()> {
     let mut command = Command::new(bin_path("binlogctl"));
@@ -20,6 +22,25 @@ fn binlogctl(pd_url: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `count` transactions (prewrite, then commit) through `pump`; returns the last commit ts.
+async fn write_transactions(
+    pd: &PdClient,
+    pump: &PumpProcess,
+    count: usize,
+) -> anyhow::Result<i64> {
+    let mut client = pump.client(pd.cluster_id()).await?;
+    let mut last = 0;
+    for i in 0..count {
+        let start = pd.get_ts().await?;
+        client
+            .prewrite(start, format!("row {i}").as_bytes())
+            .await?;
+        last = pd.get_ts().await?;
+        client.commit(start, last).await?;
+    }
+    Ok(last)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("binlog-demo").tempdir()?;
@@ -28,42 +49,49 @@ async fn main() -> anyhow::Result<()> {
         dir.path().display()
     );
     let etcd = Etcd::start()?;
-    let pd = PdSimProcess::start(etcd.url(), &dir.path().join("pd-sim.log"))?;
-    let pd_url = pd.url();
-    println!("etcd: {}  PD: {pd_url}", etcd.url());
+    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd-sim.log"))?;
+    let pd_url = pd_sim.url();
+    let pd = PdClient::connect(std::slice::from_ref(&pd_url), &TlsSettings::default()).await?;
+    println!(
+        "etcd: {}  PD: {pd_url}  cluster id: {}",
+        etcd.url(),
+        pd.cluster_id()
+    );
 
-    let tls = TlsSettings::default();
-    let pd_client = PdClient::connect(std::slice::from_ref(&pd_url), &tls).await?;
-    println!("cluster id: {}", pd_client.cluster_id());
+    println!("\n== starting two pumps");
+    let mut pump0 = PumpProcess::start(&pd_url, dir.path(), "pump-0", &[])?;
+    let mut pump1 = PumpProcess::start(&pd_url, dir.path(), "pump-1", &[])?;
+    println!("pump-0 on {}, pump-1 on {}", pump0.addr, pump1.addr);
 
-    println!("\n== registering two pumps and a drainer as the real nodes do");
-    let registry = Registry::connect(std::slice::from_ref(&pd_url), &tls).await?;
-    for (kind, id, port) in [
-        (NodeKind::Pump, "pump-0", 8250),
-        (NodeKind::Pump, "pump-1", 8251),
-        (NodeKind::Drainer, "drainer-0", 8249),
-    ] {
-        let mut status = NodeStatus::new(id, format!("127.0.0.1:{port}"), NodeState::Online);
-        status.max_commit_ts = pd_client.get_ts().await?;
-        status.update_ts = status.max_commit_ts;
-        registry.upsert(kind, &status).await?;
-    }
-
+    println!(
+        "\n== writing 200 transactions through each pump, as TiDB does (prewrite, then commit)"
+    );
+    let last0 = write_transactions(&pd, &pump0, 200).await?;
+    write_transactions(&pd, &pump1, 200).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     binlogctl(&pd_url, &["-cmd", "pumps"])?;
-    binlogctl(&pd_url, &["-cmd", "drainers"])?;
-    binlogctl(
-        &pd_url,
-        &[
-            "-cmd",
-            "update-pump",
-            "-node-id",
-            "pump-1",
-            "-state",
-            "offline",
-        ],
-    )?;
+
+    println!("\n== pulling pump-0's binlogs back, as a drainer does");
+    let mut client = pump0.client(pd.cluster_id()).await?;
+    let pulled = client.pull_until(0, last0, Duration::from_secs(5)).await?;
+    let commits = pulled.iter().filter(|p| p.start_ts != p.commit_ts).count();
+    let ordered = pulled.windows(2).all(|w| w[0].commit_ts < w[1].commit_ts);
+    println!(
+        "pulled {commits} commits and {} fake binlogs; strictly ordered by commit ts: {ordered}",
+        pulled.len() - commits
+    );
+
+    binlogctl(&pd_url, &["-cmd", "pause-pump", "-node-id", "pump-1"])?;
+    pump1
+        .wait_exit(Duration::from_secs(30))
+        .context("pump-1 did not stop after pause")?;
+    binlogctl(&pd_url, &["-cmd", "offline-pump", "-node-id", "pump-0"])?;
+    pump0
+        .wait_exit(Duration::from_secs(30))
+        .context("pump-0 did not go offline")?;
     binlogctl(&pd_url, &["-cmd", "pumps"])?;
     binlogctl(&pd_url, &["-cmd", "pumps", "-show-offline-nodes"])?;
+
     let meta_dir = dir.path().join("meta");
     binlogctl(
         &pd_url,

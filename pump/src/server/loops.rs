@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use binlog_cluster::tso;
+use binlog_cluster::{TlsSettings, tso};
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -25,7 +25,8 @@ pub(super) fn spawn_all(shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
         tokio::spawn(fake_binlogs(shared.clone())),
         tokio::spawn(gc(shared.clone())),
         tokio::spawn(disk_watch(shared.clone())),
-        tokio::spawn(report(shared)),
+        tokio::spawn(report(shared.clone())),
+        tokio::spawn(push_metrics(shared)),
     ]
 }
 
@@ -126,6 +127,37 @@ async fn disk_watch(shared: Arc<Shared>) {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "cannot read free disk space"),
+        }
+    })
+    .await;
+}
+
+/// Pushes the metrics to a Prometheus Pushgateway (`-metrics-addr`) every `-metrics-interval`,
+/// grouped as the original does: job `binlog`, instance = the node id.
+async fn push_metrics(shared: Arc<Shared>) {
+    let (Some(addr), false) = (
+        shared.config.metrics_addr.clone(),
+        shared.config.metrics_interval.is_zero(),
+    ) else {
+        return;
+    };
+    let base = if addr.contains("://") {
+        addr
+    } else {
+        format!("http://{addr}")
+    };
+    let url = format!(
+        "{}/metrics/job/binlog/instance/{}",
+        base.trim_end_matches('/'),
+        shared.node.id
+    );
+    every(&shared, shared.config.metrics_interval, || async {
+        let body = shared.metrics.render().into();
+        let pushed = binlog_cluster::control::http_request_with_body(&TlsSettings::default(), "PUT", &url, body).await;
+        match pushed {
+            Ok((status, _)) if (200..300).contains(&status) => {}
+            Ok((status, body)) => tracing::warn!(%url, status, body = %String::from_utf8_lossy(&body), "metrics push refused"),
+            Err(err) => tracing::warn!(error = %err, "metrics push failed"),
         }
     })
     .await;
