@@ -630,3 +630,79 @@ async fn metrics_are_pushed_to_a_pushgateway() {
         "{request}"
     );
 }
+
+#[test]
+fn configuration_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = std::process::Command::new(e2e::bin_path("pump"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let config = dir.path().join("pump.toml");
+    std::fs::write(
+        &config,
+        "addr = \"127.0.0.1:8250\"\n[storage]\nsynclog = true\n",
+    )
+    .unwrap();
+    let (code, stderr) = run(&["-config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("unknown field `synclog`"), "{stderr}");
+
+    // Environment overrides are read for flags not given on the command line.
+    let (code, stderr) = run(&[], &[("PUMP_ADVERTISE_ADDR", "0.0.0.0:8250")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("invalid advertise-addr \"0.0.0.0:8250\""),
+        "{stderr}"
+    );
+    let (_, stderr) = run(
+        &["--advertise-addr=127.0.0.1:1", "--gc=forever"],
+        &[("PUMP_ADVERTISE_ADDR", "0.0.0.0:8250")],
+    );
+    assert!(
+        stderr.contains("invalid gc \"forever\""),
+        "flag wins over env: {stderr}"
+    );
+
+    let output = std::process::Command::new(e2e::bin_path("pump"))
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("Release Version: v"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_pulls_and_empty_probes_work_like_the_original() {
+    let world = world().await;
+    let pump = world.pump("pump-z", &[]);
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+
+    // TiDB probes an unavailable pump with an empty payload: accepted while online, stores nothing.
+    client.write_raw(Vec::new()).await.unwrap();
+
+    let start = world.pd.get_ts().await.unwrap();
+    let value = vec![b'x'; 64 * 1024];
+    client.prewrite(start, &value).await.unwrap();
+    let commit = world.pd.get_ts().await.unwrap();
+    client.commit(start, commit).await.unwrap();
+
+    client.inner = client
+        .inner
+        .clone()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let pulled = client
+        .pull_until(0, commit, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let commits = real_commits(&pulled);
+    assert_eq!(commits.len(), 1, "the probe stored nothing");
+    assert_eq!(commits[&commit], (start, value));
+}
