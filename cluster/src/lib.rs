@@ -12,6 +12,7 @@ pub mod node_id;
 pub mod pd;
 pub mod registry;
 pub mod secret;
+pub mod shutdown;
 pub mod state;
 pub mod status;
 pub mod tls;

@@ -2,3 +2,9 @@
 //! replicates to MySQL/TiDB, protobuf files or Kafka, with checkpoints.
 //!
 //! It talks to PD, the registry and pumps only through `binlog-cluster` and `binlog-proto`.
+//!
+//! So far: the [`collector`] (pump discovery, one [`puller`] per pump, the [`merge`]).
+
+pub mod collector;
+pub mod merge;
+pub mod puller;

@@ -171,15 +171,9 @@ pub async fn heartbeat(
                     tracing::warn!(error = %err, "send heartbeat failed");
                 }
             }
-            _ = stopped(&mut stop) => return,
+            _ = binlog_cluster::shutdown::stopped(&mut stop) => return,
         }
     }
-}
-
-/// Resolves once `stop` is set (or its sender is gone).
-pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`; drop it here so callers' futures stay `Send`.
-    let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
 }
 
 async fn notify_one(

@@ -41,7 +41,7 @@ where
     loop {
         tokio::select! {
             _ = ticker.tick() => tick().await,
-            _ = crate::node::stopped(&mut stop) => return,
+            _ = binlog_cluster::shutdown::stopped(&mut stop) => return,
         }
     }
 }
@@ -101,7 +101,7 @@ async fn gc(shared: Arc<Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(GC_INTERVAL) => {}
             _ = shared.gc_trigger.notified() => {}
-            _ = crate::node::stopped(&mut stop) => return,
+            _ = binlog_cluster::shutdown::stopped(&mut stop) => return,
         }
         gc_once(&shared).await;
     }

@@ -390,7 +390,7 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let shutdown = async move { crate::node::stopped(&mut stop).await };
+    let shutdown = async move { binlog_cluster::shutdown::stopped(&mut stop).await };
     if let Err(err) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,0 +1,205 @@
+//! The collector: finds pumps in the registry (every `detect-interval`, and at once on a pump's
+//! `Notify`), runs one puller per pump, and merges their streams into one stream of strictly
+//! increasing commit ts. Paused pumps hold the merge and are named in the status; offline pumps are
+//! removed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use binlog_cluster::node_id::format_node_id;
+use binlog_cluster::{NodeKind, NodeState, Registry};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::merge::{Dropped, Merger};
+use crate::puller::{self, PullError, PulledBinlog, PullerMessage, PullerSettings};
+
+/// A pump as the collector sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PumpView {
+    /// Its registry state.
+    pub state: NodeState,
+    /// Its address.
+    pub host: String,
+}
+
+/// What `/status` shows of the collector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CollectorStatus {
+    /// Pumps being pulled from, by node id.
+    pub pumps: BTreeMap<String, PumpView>,
+    /// Pumps the merge is waiting for (no data yet: paused, unreachable or slow).
+    pub waiting_for: Vec<String>,
+    /// The last commit ts the merge emitted.
+    pub last_ts: i64,
+    /// Items dropped as duplicates or as out of order.
+    pub duplicates: u64,
+    /// Items that arrived below the merge position.
+    pub disorder: u64,
+    /// The last registry error, if the last refresh failed.
+    pub error: Option<String>,
+}
+
+/// A request to re-read the pump list now; answered with the refresh's outcome.
+pub type NotifyRequest = oneshot::Sender<Result<(), String>>;
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// How pullers reach pumps.
+    pub puller: PullerSettings,
+    /// How often the pump list is re-read.
+    pub detect_interval: Duration,
+}
+
+struct Puller {
+    task: JoinHandle<()>,
+    credits: Arc<Semaphore>,
+}
+
+/// Runs the collector until `stop` is set or `out` closes; emits merged binlogs after
+/// `start_ts`. Returns an error only for a failure that would lose data (a purged pump).
+pub async fn run(
+    registry: Registry,
+    settings: CollectorSettings,
+    start_ts: i64,
+    out: mpsc::Sender<PulledBinlog>,
+    mut notifications: mpsc::Receiver<NotifyRequest>,
+    status: Arc<Mutex<CollectorStatus>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), PullError> {
+    let mut merger: Merger<String, PulledBinlog> = Merger::new(start_ts);
+    let mut pullers: BTreeMap<String, Puller> = BTreeMap::new();
+    let mut pumps: BTreeMap<String, PumpView> = BTreeMap::new();
+    let mut credited: HashSet<String> = HashSet::new();
+    let (items_tx, mut items) = mpsc::channel::<PullerMessage>(64);
+    let mut ticker = tokio::time::interval(settings.detect_interval);
+    let mut last_error = None;
+
+    let result = loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                last_error = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &mut credited, &items_tx).await.err();
+            }
+            Some(reply) = notifications.recv() => {
+                let outcome = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &mut credited, &items_tx).await;
+                last_error = outcome.clone().err();
+                let _ = reply.send(outcome);
+            }
+            Some((pump, item)) = items.recv() => {
+                credited.remove(&pump);
+                match item {
+                    Ok(item) if merger.has_source(&pump) => merger.push(pump, item),
+                    Ok(_) => {}
+                    Err(err) => break Err(err),
+                }
+            }
+            _ = binlog_cluster::shutdown::stopped(&mut stop) => break Ok(()),
+        }
+        while let Some(item) = merger.pop() {
+            if out.send(item).await.is_err() {
+                break;
+            }
+        }
+        for pump in merger.sources().cloned().collect::<Vec<_>>() {
+            if merger.needs(&pump)
+                && !credited.contains(&pump)
+                && let Some(puller) = pullers.get(&pump)
+            {
+                puller.credits.add_permits(1);
+                credited.insert(pump);
+            }
+        }
+        publish(&status, &merger, &pumps, &last_error);
+        if out.is_closed() {
+            break Ok(());
+        }
+    };
+    for puller in pullers.values() {
+        puller.task.abort();
+    }
+    result
+}
+
+fn publish(
+    status: &Mutex<CollectorStatus>,
+    merger: &Merger<String, PulledBinlog>,
+    pumps: &BTreeMap<String, PumpView>,
+    error: &Option<String>,
+) {
+    let Dropped {
+        duplicates,
+        disorder,
+    } = merger.dropped();
+    *status.lock().unwrap_or_else(|e| e.into_inner()) = CollectorStatus {
+        pumps: pumps.clone(),
+        waiting_for: merger.waiting_for(),
+        last_ts: merger.last_emitted(),
+        duplicates,
+        disorder,
+        error: error.clone(),
+    };
+}
+
+/// Re-reads the pump list: starts pullers for new pumps, drops offline ones.
+async fn refresh(
+    registry: &Registry,
+    settings: &CollectorSettings,
+    merger: &mut Merger<String, PulledBinlog>,
+    pullers: &mut BTreeMap<String, Puller>,
+    pumps: &mut BTreeMap<String, PumpView>,
+    credited: &mut HashSet<String>,
+    items: &mpsc::Sender<PullerMessage>,
+) -> Result<(), String> {
+    let (listed, _) = registry
+        .list(NodeKind::Pump)
+        .await
+        .map_err(|err| err.to_string())?;
+    for pump in listed {
+        let id = format_node_id(&pump.node_id);
+        let known = pullers.contains_key(&id);
+        match (known, pump.state) {
+            (false, NodeState::Offline) => {}
+            (true, NodeState::Offline) => {
+                tracing::info!(pump = %id, "pump is offline; no longer pulling from it");
+                if let Some(puller) = pullers.remove(&id) {
+                    puller.task.abort();
+                }
+                merger.remove_source(&id);
+                credited.remove(&id);
+                pumps.remove(&id);
+            }
+            (false, state) => {
+                tracing::info!(pump = %id, host = %pump.host, %state, after = merger.last_emitted(), "pulling from a new pump");
+                let credits = Arc::new(Semaphore::new(1));
+                let task = tokio::spawn(puller::run(
+                    id.clone(),
+                    pump.host.clone(),
+                    merger.last_emitted(),
+                    settings.puller.clone(),
+                    credits.clone(),
+                    items.clone(),
+                ));
+                merger.add_source(id.clone());
+                credited.insert(id.clone());
+                pullers.insert(id.clone(), Puller { task, credits });
+                pumps.insert(
+                    id,
+                    PumpView {
+                        state,
+                        host: pump.host,
+                    },
+                );
+            }
+            (true, state) => {
+                if let Some(view) = pumps.get_mut(&id) {
+                    view.state = state;
+                    view.host = pump.host;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! One puller per pump: streams the pump's committed binlogs after the last commit ts it
+//! delivered, reconnecting (every second) after any error, and hands them to the collector one at
+//! a time (the collector grants a credit per item, so a puller never runs ahead of the merge).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use binlog_proto::binlog::{Binlog, Pos, PullBinlogReq, pump_client::PumpClient};
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{ClientTlsConfig, Endpoint};
+
+use crate::merge::Timestamped;
+
+/// One binlog as pulled from a pump.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PulledBinlog {
+    /// The commit ts (the merge key).
+    pub commit_ts: i64,
+    /// The start ts; equal to the commit ts for a fake binlog.
+    pub start_ts: i64,
+    /// The decoded binlog: a commit merged with its prewrite, or a fake binlog.
+    pub binlog: Binlog,
+    /// Payload size in bytes, for memory accounting.
+    pub size: usize,
+}
+
+impl PulledBinlog {
+    /// A fake binlog only advances the checkpoint.
+    pub fn is_fake(&self) -> bool {
+        self.start_ts == self.commit_ts
+    }
+}
+
+impl Timestamped for PulledBinlog {
+    fn commit_ts(&self) -> i64 {
+        self.commit_ts
+    }
+}
+
+/// A puller failure that must stop the drainer: going on would lose data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    /// The pump purged binlogs the drainer still needs.
+    #[error("pump {pump} no longer has binlogs after commit ts {after}: {message}")]
+    Purged {
+        /// The pump's node id.
+        pump: String,
+        /// The drainer's position.
+        after: i64,
+        /// The pump's message.
+        message: String,
+    },
+    /// The pump sent a payload that is not a binlog.
+    #[error("pump {pump} sent an undecodable binlog after commit ts {after}: {message}")]
+    Malformed {
+        /// The pump's node id.
+        pump: String,
+        /// The drainer's position.
+        after: i64,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// How pullers reach pumps.
+#[derive(Debug, Clone)]
+pub struct PullerSettings {
+    /// The PD cluster id every request carries.
+    pub cluster_id: u64,
+    /// TLS for the pumps, if any.
+    pub tls: Option<ClientTlsConfig>,
+    /// Ask pumps for gzip-compressed streams (`compressor = "gzip"`).
+    pub gzip: bool,
+}
+
+/// What a puller sends to the collector.
+pub type PullerMessage = (String, Result<PulledBinlog, PullError>);
+
+/// Pulls from the pump `node_id` at `host`, starting after `after`, until `out` closes. Each item
+/// waits for a credit on `credits`.
+pub async fn run(
+    node_id: String,
+    host: String,
+    mut after: i64,
+    settings: PullerSettings,
+    credits: Arc<Semaphore>,
+    out: mpsc::Sender<PullerMessage>,
+) {
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut logged_failure = None::<tokio::time::Instant>;
+    loop {
+        if out.is_closed() {
+            return;
+        }
+        let result = pull_once(
+            &node_id,
+            &format!("{scheme}://{host}"),
+            &mut after,
+            &settings,
+            &credits,
+            &out,
+        )
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(Fatal(err)) => {
+                let _ = out.send((node_id.clone(), Err(err))).await;
+                return;
+            }
+            Err(Retry(message)) => {
+                // One line per pump every 10 s is enough while it is away.
+                if logged_failure.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(pump = %node_id, %host, after, %message, "pulling binlogs failed; retrying");
+                    logged_failure = Some(tokio::time::Instant::now());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+enum Failure {
+    Retry(String),
+    Fatal(PullError),
+}
+use Failure::{Fatal, Retry};
+
+async fn pull_once(
+    node_id: &str,
+    url: &str,
+    after: &mut i64,
+    settings: &PullerSettings,
+    credits: &Semaphore,
+    out: &mpsc::Sender<PullerMessage>,
+) -> Result<(), Failure> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|err| Retry(err.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if let Some(tls) = &settings.tls {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|err| Retry(err.to_string()))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|err| Retry(binlog_cluster::error_text::error_chain(&err)))?;
+    let mut client = PumpClient::new(channel).max_decoding_message_size(usize::MAX);
+    if settings.gzip {
+        client = client
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip);
+    }
+    let request = PullBinlogReq {
+        cluster_id: settings.cluster_id,
+        start_from: Some(Pos {
+            suffix: 0,
+            offset: *after,
+        }),
+    };
+    let mut stream = match client.pull_binlogs(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::OutOfRange => {
+            return Err(Fatal(PullError::Purged {
+                pump: node_id.to_string(),
+                after: *after,
+                message: status.message().to_string(),
+            }));
+        }
+        Err(status) => return Err(Retry(status.message().to_string())),
+    };
+    loop {
+        let response = match stream.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => return Err(Retry("the pump ended the stream".into())),
+            Err(status) => return Err(Retry(status.message().to_string())),
+        };
+        let entity = response.entity.unwrap_or_default();
+        let binlog = Binlog::decode(entity.payload.as_slice()).map_err(|err| {
+            Fatal(PullError::Malformed {
+                pump: node_id.to_string(),
+                after: *after,
+                message: err.to_string(),
+            })
+        })?;
+        if binlog.commit_ts <= *after {
+            tracing::error!(pump = %node_id, commit_ts = binlog.commit_ts, after = *after, "receive unsort binlog");
+        } else {
+            *after = binlog.commit_ts;
+        }
+        let item = PulledBinlog {
+            commit_ts: binlog.commit_ts,
+            start_ts: binlog.start_ts,
+            size: entity.payload.len(),
+            binlog,
+        };
+        let Ok(permit) = credits.acquire().await else {
+            return Ok(());
+        };
+        permit.forget();
+        if out.send((node_id.to_string(), Ok(item))).await.is_err() {
+            return Ok(());
+        }
+    }
+}
