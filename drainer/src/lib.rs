@@ -3,8 +3,10 @@
 //!
 //! It talks to PD, the registry and pumps only through `binlog-cluster` and `binlog-proto`.
 //!
-//! So far: the [`collector`] (pump discovery, one [`puller`] per pump, the [`merge`]).
+//! So far: the [`collector`] (pump discovery, one [`puller`] per pump, the [`merge`]) and the
+//! [`cistern`] service pumps notify.
 
+pub mod cistern;
 pub mod collector;
 pub mod merge;
 pub mod puller;

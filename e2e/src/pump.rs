@@ -116,6 +116,11 @@ impl PumpProcess {
         status
     }
 
+    /// The process id of the running pump (0 once it has stopped).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The log so far (for assertion messages).
     pub fn log_tail(&self) -> String {
         self.process.log_tail()

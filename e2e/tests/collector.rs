@@ -161,3 +161,79 @@ async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
     collector.await.unwrap().unwrap();
     pump_a.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pump_notifies_the_drainer_which_pulls_from_it_at_once() {
+    use binlog_cluster::NodeStatus;
+    use binlog_drainer::cistern::CisternService;
+
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start().unwrap();
+    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
+    let urls = vec![pd_sim.url()];
+    let pd = PdClient::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap();
+    let registry = Registry::connect(&urls, &TlsSettings::default())
+        .await
+        .unwrap();
+
+    // A collector that would only look again in an hour: only a notification can bring the pump in.
+    let (out, mut merged) = mpsc::channel(16);
+    let (notify_tx, notifications) = mpsc::channel(4);
+    let status = Arc::new(Mutex::new(CollectorStatus::default()));
+    let (_stop_tx, stop) = watch::channel(false);
+    let settings = CollectorSettings {
+        puller: PullerSettings {
+            cluster_id: pd.cluster_id(),
+            tls: None,
+            gzip: false,
+        },
+        detect_interval: Duration::from_secs(3600),
+    };
+    tokio::spawn(collector::run(
+        registry.clone(),
+        settings,
+        0,
+        out,
+        notifications,
+        status.clone(),
+        stop,
+    ));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let drainer_addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(CisternService::new(notify_tx))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    registry
+        .upsert(
+            NodeKind::Drainer,
+            &NodeStatus::new("drainer-1", drainer_addr, NodeState::Online),
+        )
+        .await
+        .unwrap();
+
+    let pump = PumpProcess::start(&pd_sim.url(), dir.path(), "pump-new", &[]).unwrap();
+    let pulled = e2e::wait_until(Duration::from_secs(10), || {
+        status_of(&status).pumps.contains_key("pump-new")
+    });
+    assert!(
+        pulled,
+        "the notification made the collector pick the pump up: {:?}\n{}",
+        status_of(&status),
+        pump.log_tail()
+    );
+
+    let want: BTreeSet<i64> = commit(&pd, &pump, 3).await.into_iter().collect();
+    let mut seen = Vec::new();
+    receive_until(&mut merged, &mut seen, &want).await;
+    let got: BTreeSet<i64> = seen
+        .iter()
+        .filter(|b| !b.is_fake())
+        .map(|b| b.commit_ts)
+        .collect();
+    assert_eq!(got, want);
+}
