@@ -12,6 +12,7 @@ pub mod pd_sim;
 pub mod pki;
 pub mod process;
 pub mod pump;
+pub mod tidb;
 
 pub use binaries::bin_path;
 pub use etcd::Etcd;
