@@ -16,6 +16,10 @@ pub struct Etcd {
 impl Etcd {
     /// Starts etcd and waits until it accepts clients.
     pub fn start() -> anyhow::Result<Etcd> {
+        crate::process::with_port_retries(Self::start_once)
+    }
+
+    fn start_once() -> anyhow::Result<Etcd> {
         let dir = tempfile::Builder::new().prefix("e2e-etcd").tempdir()?;
         let client_port = free_port();
         let peer_port = free_port();

@@ -349,6 +349,14 @@ impl PdSimProcess {
         log: &Path,
         pki: Option<&crate::pki::Pki>,
     ) -> anyhow::Result<PdSimProcess> {
+        crate::process::with_port_retries(|| Self::start_once(etcd_url, log, pki))
+    }
+
+    fn start_once(
+        etcd_url: &str,
+        log: &Path,
+        pki: Option<&crate::pki::Pki>,
+    ) -> anyhow::Result<PdSimProcess> {
         let addr = format!("127.0.0.1:{}", crate::free_port());
         let tls_args = pki.map_or_else(Vec::new, |pki| {
             vec![

@@ -13,6 +13,23 @@ pub fn free_port() -> u16 {
         .expect("the OS hands out a free loopback port")
 }
 
+/// Runs `start` up to three times. A port from [`free_port`] can be taken by another process
+/// between the moment it is picked and the moment the child binds it; a fresh attempt picks new
+/// ports.
+pub fn with_port_retries<T>(mut start: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(err) if attempt < 3 => {
+                tracing::warn!(attempt, error = %err, "start failed; retrying on fresh ports");
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// Polls `ready` every 50 ms until it returns true or `timeout` passes; returns whether it became
 /// true.
 pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {

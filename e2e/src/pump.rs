@@ -37,6 +37,15 @@ impl PumpProcess {
         node_id: &str,
         extra: &[&str],
     ) -> anyhow::Result<PumpProcess> {
+        crate::process::with_port_retries(|| Self::start_once(pd_url, dir, node_id, extra))
+    }
+
+    fn start_once(
+        pd_url: &str,
+        dir: &Path,
+        node_id: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<PumpProcess> {
         let addr = format!("127.0.0.1:{}", free_port());
         let data_dir = dir.join(node_id);
         let mut args: Vec<String> = vec![

@@ -118,11 +118,8 @@ impl Shared {
                 threshold,
             });
         }
-        let storage = self.storage.clone();
         let size = payload.len();
-        tokio::task::spawn_blocking(move || storage.write(meta, payload))
-            .await
-            .map_err(|_| WriteError::Storage(storage::StorageError::Closed))??;
+        self.storage.write_async(meta, payload).await?;
         self.metrics
             .write_size
             .with_label_values(&["single"])

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -261,13 +261,32 @@ impl Storage {
         if meta.is_empty_probe() {
             return Ok(());
         }
-        let (reply, done) = mpsc::sync_channel(1);
+        let (reply, done) = tokio::sync::oneshot::channel();
         self.shared.queue.submit(WriteRequest {
             meta,
             payload,
             reply,
         })?;
-        done.recv().unwrap_or(Err(StorageError::Closed))
+        done.blocking_recv().unwrap_or(Err(StorageError::Closed))
+    }
+
+    /// [`Storage::write`] for async callers: waits for budget and durability without blocking a
+    /// runtime thread (no thread is parked per request).
+    pub async fn write_async(&self, meta: BinlogMeta, payload: Vec<u8>) -> Result<()> {
+        debug_assert_eq!(BinlogMeta::decode(&payload).ok(), Some(meta));
+        if meta.is_empty_probe() {
+            return Ok(());
+        }
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.shared
+            .queue
+            .submit_async(WriteRequest {
+                meta,
+                payload,
+                reply,
+            })
+            .await?;
+        done.await.unwrap_or(Err(StorageError::Closed))
     }
 
     /// Every commit at or below this ts has been stored; pulls serve up to here.
@@ -500,7 +519,7 @@ impl Writer {
             };
             match outcome {
                 Ok(()) => {
-                    for request in &batch {
+                    for request in batch {
                         // A caller that went away no longer needs the answer.
                         let _ = request.reply.send(Ok(()));
                     }
@@ -508,14 +527,13 @@ impl Writer {
                 Err(failure) => {
                     error!(error = %failure, records = batch.len(), "value log write failed");
                     let failure = Arc::new(failure);
-                    for request in &batch {
+                    for request in batch {
                         let _ = request
                             .reply
                             .send(Err(StorageError::WriteFailed(Arc::clone(&failure))));
                     }
                 }
             }
-            drop(batch);
             self.shared.queue.release(batch_bytes);
             if self.poisoned.is_none() && self.active.len >= self.shared.options.segment_size {
                 self.rotate();

@@ -1,6 +1,6 @@
 //! The write side of the value log: the queue writers wait in, and the segment being appended to.
 //!
-//! Group commit: callers [`WriteQueue::submit`] a record and block; a single writer thread takes
+//! Group commit: callers [`WriteQueue::submit`] (or `submit_async`) a record and wait; a single writer thread takes
 //! everything queued as one batch ([`WriteQueue::next_batch`]), appends it with one vectored
 //! `write`, makes it durable with one `fdatasync`, and only then answers every caller of the batch.
 //! The queue is bounded in bytes of payload — queued and in flight — so a burst of large binlogs
@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{Notify, oneshot};
 
 use super::binlog::BinlogMeta;
 use super::error::{IoContext, Result, StorageError};
@@ -31,13 +33,18 @@ const SMALL_BATCH_SLACK: usize = 128 << 10;
 pub(crate) struct WriteRequest {
     pub meta: BinlogMeta,
     pub payload: Vec<u8>,
-    pub reply: mpsc::SyncSender<Result<()>>,
+    /// Answered once the batch is durable. A oneshot wakes an async caller's task directly,
+    /// without an OS thread parked per request.
+    pub reply: oneshot::Sender<Result<()>>,
 }
 
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
     has_work: Condvar,
+    /// Wakes blocked synchronous writers when budget is released.
     has_room: Condvar,
+    /// Wakes waiting async writers when budget is released.
+    room: Notify,
     budget_bytes: usize,
 }
 
@@ -58,6 +65,7 @@ impl WriteQueue {
             }),
             has_work: Condvar::new(),
             has_room: Condvar::new(),
+            room: Notify::new(),
             budget_bytes,
         }
     }
@@ -66,14 +74,26 @@ impl WriteQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a request, waiting while the byte budget is exhausted.
+    fn over_budget(&self, state: &QueueState, len: usize) -> bool {
+        state.reserved_bytes > 0 && state.reserved_bytes + len > self.budget_bytes
+    }
+
+    /// Queues `request` under the lock; wakes the writer only if it may be waiting (the queue
+    /// was empty), since a needless wake costs a syscall per write.
+    fn push(&self, state: &mut QueueState, request: WriteRequest) {
+        let was_empty = state.pending.is_empty();
+        state.reserved_bytes += request.payload.len();
+        state.pending.push_back(request);
+        if was_empty {
+            self.has_work.notify_one();
+        }
+    }
+
+    /// Queues a request, blocking the thread while the byte budget is exhausted.
     pub fn submit(&self, request: WriteRequest) -> Result<()> {
         let len = request.payload.len();
         let mut state = self.lock();
-        while !state.closed
-            && state.reserved_bytes > 0
-            && state.reserved_bytes + len > self.budget_bytes
-        {
+        while !state.closed && self.over_budget(&state, len) {
             state = self
                 .has_room
                 .wait(state)
@@ -82,10 +102,30 @@ impl WriteQueue {
         if state.closed {
             return Err(StorageError::Closed);
         }
-        state.reserved_bytes += len;
-        state.pending.push_back(request);
-        self.has_work.notify_one();
+        self.push(&mut state, request);
         Ok(())
+    }
+
+    /// Queues a request, waiting asynchronously while the byte budget is exhausted; never blocks
+    /// the calling thread for longer than the queue lock.
+    pub async fn submit_async(&self, request: WriteRequest) -> Result<()> {
+        loop {
+            // Registered before checking, so a release between the check and the wait is seen.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(StorageError::Closed);
+                }
+                if !self.over_budget(&state, request.payload.len()) {
+                    self.push(&mut state, request);
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
     }
 
     /// Waits for work and takes the next batch; `None` once closed and drained.
@@ -123,6 +163,7 @@ impl WriteQueue {
         let mut state = self.lock();
         state.reserved_bytes -= bytes;
         self.has_room.notify_all();
+        self.room.notify_waiters();
     }
 
     /// Refuses new requests; the writer drains what is already queued.
@@ -131,6 +172,7 @@ impl WriteQueue {
         state.closed = true;
         self.has_work.notify_all();
         self.has_room.notify_all();
+        self.room.notify_waiters();
     }
 }
 
@@ -289,8 +331,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn request(len: usize) -> (WriteRequest, mpsc::Receiver<Result<()>>) {
-        let (reply, receiver) = mpsc::sync_channel(1);
+    fn request(len: usize) -> (WriteRequest, oneshot::Receiver<Result<()>>) {
+        let (reply, receiver) = oneshot::channel();
         let meta = BinlogMeta {
             kind: BinlogKind::Commit,
             start_ts: 1,
