@@ -69,6 +69,19 @@ async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
         .unwrap();
     let mut pump_a = PumpProcess::start(&pd_sim.url(), dir.path(), "pump-a", &[]).unwrap();
     let mut pump_b = PumpProcess::start(&pd_sim.url(), dir.path(), "pump-b", &[]).unwrap();
+    // A pump the collector does not know yet is added at the merge position, like the original;
+    // real pumps notify drainers before serving. No drainer is registered here, so wait until both
+    // pumps are registered before the collector starts.
+    let registered = e2e::wait_until(Duration::from_secs(20), || {
+        futures::executor::block_on(registry.list(NodeKind::Pump)).is_ok_and(|(pumps, _)| {
+            pumps
+                .iter()
+                .filter(|p| p.state == NodeState::Online)
+                .count()
+                == 2
+        })
+    });
+    assert!(registered, "both pumps registered online");
 
     let (out, mut merged) = mpsc::channel(16);
     let (_notify_tx, notifications) = mpsc::channel(1);

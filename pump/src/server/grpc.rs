@@ -10,7 +10,7 @@ use binlog_proto::binlog::{
     Entity, Meta, Pos, PullBinlogReq, PullBinlogResp, WriteBinlogReq, WriteBinlogResp,
     pump_server::{Pump, PumpServer},
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
@@ -19,8 +19,13 @@ use tonic::{Request, Response, Status};
 use super::{Shared, WriteError};
 use crate::storage::StorageError;
 
-/// Entities buffered between the disk reader and the gRPC sender of one stream.
-const PULL_BUFFER: usize = 8;
+/// Chunks buffered between the disk reader and the gRPC sender of one stream.
+const PULL_BUFFER: usize = 2;
+/// A chunk handed from the disk reader to the sender holds at most this many binlogs…
+const CHUNK_BINLOGS: usize = 256;
+/// …or this many payload bytes (one binlog larger than this travels alone). Chunks let the
+/// gRPC encoder write many messages per socket write instead of waking once per binlog.
+const CHUNK_BYTES: usize = 1 << 20;
 /// How long a pull stream waits for new data before re-checking whether it should end.
 const PULL_WAIT: Duration = Duration::from_millis(500);
 
@@ -105,14 +110,21 @@ impl Pump for PumpService {
             StorageError::Purged { .. } => Status::out_of_range(err.to_string()),
             other => Status::internal(other.to_string()),
         })?;
-        let (sender, receiver) = mpsc::channel(PULL_BUFFER);
+        let (sender, receiver) = mpsc::channel::<Result<Vec<PullBinlogResp>, Status>>(PULL_BUFFER);
         let shared = self.shared.clone();
         shared.metrics.pull_streams.inc();
         tokio::task::spawn_blocking(move || {
             stream_binlogs(&shared, first, after, &sender);
             shared.metrics.pull_streams.dec();
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        let responses = ReceiverStream::new(receiver).flat_map(|chunk| {
+            let items: Vec<Result<PullBinlogResp, Status>> = match chunk {
+                Ok(chunk) => chunk.into_iter().map(Ok).collect(),
+                Err(status) => vec![Err(status)],
+            };
+            futures::stream::iter(items)
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
 }
 
@@ -121,26 +133,29 @@ fn stream_binlogs(
     shared: &Shared,
     first: crate::storage::Pull,
     after: i64,
-    sender: &mpsc::Sender<Result<PullBinlogResp, Status>>,
+    sender: &mpsc::Sender<Result<Vec<PullBinlogResp>, Status>>,
 ) {
     let mut last = after;
     let mut pull = Some(first);
+    let mut chunk = Vec::new();
+    let mut chunk_bytes = 0;
+    // Sends the pending chunk; false when the client has gone.
+    let flush = |chunk: &mut Vec<PullBinlogResp>, chunk_bytes: &mut usize| {
+        *chunk_bytes = 0;
+        chunk.is_empty() || sender.blocking_send(Ok(std::mem::take(chunk))).is_ok()
+    };
     loop {
         if sender.is_closed() || shared.pulls_closed.load(Ordering::Relaxed) {
             return;
         }
-        let batch = match pull.take() {
-            Some(pull) => Ok(pull),
-            None => shared.storage.pull(last),
-        };
-        let batch = match batch {
-            Ok(batch) => batch,
+        let binlogs = match pull.take().map_or_else(|| shared.storage.pull(last), Ok) {
+            Ok(binlogs) => binlogs,
             Err(err) => {
                 let _ = sender.blocking_send(Err(Status::internal(err.to_string())));
                 return;
             }
         };
-        for item in batch {
+        for item in binlogs {
             let binlog = match item {
                 Ok(binlog) => binlog,
                 Err(err) => {
@@ -149,12 +164,15 @@ fn stream_binlogs(
                         .storage_errors
                         .with_label_values(&["read_value"])
                         .inc();
-                    let _ = sender.blocking_send(Err(Status::internal(err.to_string())));
+                    if flush(&mut chunk, &mut chunk_bytes) {
+                        let _ = sender.blocking_send(Err(Status::internal(err.to_string())));
+                    }
                     return;
                 }
             };
             last = binlog.commit_ts;
-            let response = PullBinlogResp {
+            chunk_bytes += binlog.payload.len();
+            chunk.push(PullBinlogResp {
                 entity: Some(Entity {
                     pos: Some(Pos::default()),
                     payload: binlog.payload,
@@ -164,10 +182,15 @@ fn stream_binlogs(
                         commit_ts: binlog.commit_ts,
                     }),
                 }),
-            };
-            if sender.blocking_send(Ok(response)).is_err() {
+            });
+            if (chunk.len() >= CHUNK_BINLOGS || chunk_bytes >= CHUNK_BYTES)
+                && !flush(&mut chunk, &mut chunk_bytes)
+            {
                 return;
             }
+        }
+        if !flush(&mut chunk, &mut chunk_bytes) {
+            return;
         }
         shared.storage.wait_for_commit_ts_above(last, PULL_WAIT);
     }
