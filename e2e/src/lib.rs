@@ -13,6 +13,7 @@ pub mod pki;
 pub mod process;
 pub mod pump;
 pub mod tidb;
+pub mod world;
 
 pub use binaries::bin_path;
 pub use etcd::Etcd;
@@ -20,3 +21,4 @@ pub use mariadb::MariaDb;
 pub use pd_sim::PdSimProcess;
 pub use process::{free_port, wait_until};
 pub use pump::{PumpProcess, TestPumpClient};
+pub use world::World;

@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, TlsSettings};
+use binlog_cluster::{NodeKind, NodeState, PdClient};
 use binlog_drainer::collector::{self, CollectorSettings, CollectorStatus};
 use binlog_drainer::puller::{PulledBinlog, PullerSettings};
-use e2e::{Etcd, PdSimProcess, PumpProcess, TestPumpClient};
+use e2e::{PumpProcess, TestPumpClient, World};
 use tokio::sync::{mpsc, watch};
 
 /// Commits `count` transactions through `pump`; returns their commit ts.
@@ -57,16 +57,8 @@ fn status_of(status: &Mutex<CollectorStatus>) -> CollectorStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start().unwrap();
-    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
-    let urls = vec![pd_sim.url()];
-    let pd = PdClient::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    let registry = Registry::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
+    let world = World::start().await.unwrap();
+    let (dir, pd_sim, pd, registry) = (&world.dir, &world.pd_sim, &world.pd, &world.registry);
     let mut pump_a = PumpProcess::start(&pd_sim.url(), dir.path(), "pump-a", &[]).unwrap();
     let mut pump_b = PumpProcess::start(&pd_sim.url(), dir.path(), "pump-b", &[]).unwrap();
     // A pump the collector does not know yet is added at the merge position, like the original;
@@ -106,7 +98,7 @@ async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
     ));
 
     // Interleaved writes to both pumps come out merged, complete and strictly ordered.
-    let (a, b) = tokio::join!(commit(&pd, &pump_a, 60), commit(&pd, &pump_b, 60));
+    let (a, b) = tokio::join!(commit(pd, &pump_a, 60), commit(pd, &pump_b, 60));
     let mut want: BTreeSet<i64> = a.into_iter().chain(b).collect();
     let mut seen = Vec::new();
     receive_until(&mut merged, &mut seen, &want).await;
@@ -114,7 +106,7 @@ async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
     // A pump restarts mid-run: nothing is lost, nothing doubled.
     pump_b.kill();
     pump_b.restart().unwrap();
-    let (a, b) = tokio::join!(commit(&pd, &pump_a, 30), commit(&pd, &pump_b, 30));
+    let (a, b) = tokio::join!(commit(pd, &pump_a, 30), commit(pd, &pump_b, 30));
     want.extend(a.into_iter().chain(b));
     receive_until(&mut merged, &mut seen, &want).await;
 
@@ -145,7 +137,7 @@ async fn merges_pumps_in_commit_order_across_restart_pause_and_offline() {
         status_of(&status).waiting_for == ["pump-b"]
     });
     assert!(named, "{:?}", status_of(&status));
-    let held = commit(&pd, &pump_a, 5).await;
+    let held = commit(pd, &pump_a, 5).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     while let Ok(binlog) = merged.try_recv() {
         assert!(
@@ -180,16 +172,8 @@ async fn a_new_pump_notifies_the_drainer_which_pulls_from_it_at_once() {
     use binlog_cluster::NodeStatus;
     use binlog_drainer::cistern::CisternService;
 
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start().unwrap();
-    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
-    let urls = vec![pd_sim.url()];
-    let pd = PdClient::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    let registry = Registry::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
+    let world = World::start().await.unwrap();
+    let (dir, pd_sim, pd, registry) = (&world.dir, &world.pd_sim, &world.pd, &world.registry);
 
     // A collector that would only look again in an hour: only a notification can bring the pump in.
     let (out, mut merged) = mpsc::channel(16);
@@ -240,7 +224,7 @@ async fn a_new_pump_notifies_the_drainer_which_pulls_from_it_at_once() {
         pump.log_tail()
     );
 
-    let want: BTreeSet<i64> = commit(&pd, &pump, 3).await.into_iter().collect();
+    let want: BTreeSet<i64> = commit(pd, &pump, 3).await.into_iter().collect();
     let mut seen = Vec::new();
     receive_until(&mut merged, &mut seen, &want).await;
     let got: BTreeSet<i64> = seen

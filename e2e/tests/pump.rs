@@ -6,56 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use binlog_cluster::control::http_request;
-use binlog_cluster::{NodeKind, NodeState, NodeStatus, PdClient, Registry, TlsSettings};
+use binlog_cluster::{NodeKind, NodeState, NodeStatus, TlsSettings};
 use binlog_proto::binlog::BinlogType;
-use e2e::{Etcd, PdSimProcess, PumpProcess, TestPumpClient, wait_until};
-
-struct World {
-    dir: tempfile::TempDir,
-    _etcd: Etcd,
-    pd_sim: PdSimProcess,
-    pd: PdClient,
-    registry: Registry,
-}
+use e2e::{PumpProcess, TestPumpClient, World, wait_until};
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start().unwrap();
-    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
-    let urls = vec![pd_sim.url()];
-    let pd = PdClient::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    let registry = Registry::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    World {
-        dir,
-        _etcd: etcd,
-        pd_sim,
-        pd,
-        registry,
-    }
+    World::start().await.unwrap()
 }
 
-impl World {
-    fn pump(&self, id: &str, extra: &[&str]) -> PumpProcess {
-        PumpProcess::start(&self.pd_sim.url(), self.dir.path(), id, extra).unwrap()
-    }
+/// Starts a pump in the world.
+fn start_pump(world: &World, id: &str, extra: &[&str]) -> PumpProcess {
+    world.start_pump(id, extra).unwrap()
+}
 
-    async fn state_of(&self, kind: NodeKind, id: &str) -> NodeState {
-        self.registry.get(kind, id).await.unwrap().state
-    }
-
-    async fn wait_state(&self, kind: NodeKind, id: &str, want: NodeState) -> bool {
-        for _ in 0..200 {
-            if matches!(self.registry.get(kind, id).await, Ok(status) if status.state == want) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    }
+async fn state_of(world: &World, kind: NodeKind, id: &str) -> NodeState {
+    world.registry.get(kind, id).await.unwrap().state
 }
 
 async fn http(method: &'static str, url: &str) -> (u16, serde_json::Value) {
@@ -137,7 +102,7 @@ fn assert_strictly_increasing(pulled: &[e2e::pump::Pulled]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_come_back_in_commit_order_with_prewrite_values_and_survive_restart() {
     let world = world().await;
-    let mut pump = world.pump("pump-a", &[]);
+    let mut pump = start_pump(&world, "pump-a", &[]);
     assert!(
         world
             .wait_state(NodeKind::Pump, "pump-a", NodeState::Online)
@@ -176,7 +141,7 @@ async fn writes_come_back_in_commit_order_with_prewrite_values_and_survive_resta
     let status = pump.terminate().expect("pump exits on SIGTERM");
     assert!(status.success(), "{status}\n{}", pump.log_tail());
     assert_eq!(
-        world.state_of(NodeKind::Pump, "pump-a").await,
+        state_of(&world, NodeKind::Pump, "pump-a").await,
         NodeState::Paused
     );
     pump.restart().unwrap();
@@ -214,7 +179,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_binlog() {
         Committed { start: i64, commit: i64 },
     }
     let world = world().await;
-    let mut pump = world.pump("pump-k", &[]);
+    let mut pump = start_pump(&world, "pump-k", &[]);
     let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
     let writers: Vec<_> = (0..4)
         .map(|w| {
@@ -312,7 +277,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_binlog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_over_http_leaves_it_paused() {
     let world = world().await;
-    let mut pump = world.pump("pump-p", &[]);
+    let mut pump = start_pump(&world, "pump-p", &[]);
     assert!(
         world
             .wait_state(NodeKind::Pump, "pump-p", NodeState::Online)
@@ -343,7 +308,7 @@ async fn pause_over_http_leaves_it_paused() {
         .expect("pump exits after pause");
     assert!(status.success());
     assert_eq!(
-        world.state_of(NodeKind::Pump, "pump-p").await,
+        state_of(&world, NodeKind::Pump, "pump-p").await,
         NodeState::Paused
     );
 }
@@ -351,7 +316,7 @@ async fn pause_over_http_leaves_it_paused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_waits_for_a_lagging_drainer_then_goes_offline() {
     let world = world().await;
-    let mut pump = world.pump("pump-c", &[]);
+    let mut pump = start_pump(&world, "pump-c", &[]);
     let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
     let start = world.pd.get_ts().await.unwrap();
     client.prewrite(start, b"v").await.unwrap();
@@ -387,7 +352,7 @@ async fn close_waits_for_a_lagging_drainer_then_goes_offline() {
         "the pump waits for the lagging drainer"
     );
     assert_ne!(
-        world.state_of(NodeKind::Pump, "pump-c").await,
+        state_of(&world, NodeKind::Pump, "pump-c").await,
         NodeState::Offline
     );
 
@@ -403,7 +368,7 @@ async fn close_waits_for_a_lagging_drainer_then_goes_offline() {
         .expect("pump exits once the drainer caught up");
     assert!(status.success(), "{}", pump.log_tail());
     assert_eq!(
-        world.state_of(NodeKind::Pump, "pump-c").await,
+        state_of(&world, NodeKind::Pump, "pump-c").await,
         NodeState::Offline
     );
 }
@@ -437,7 +402,7 @@ async fn a_stale_online_drainer_keeps_a_new_pump_from_starting() {
         pump.log_tail()
     );
     assert_eq!(
-        world.state_of(NodeKind::Pump, "pump-n").await,
+        state_of(&world, NodeKind::Pump, "pump-n").await,
         NodeState::Offline
     );
 }
@@ -451,7 +416,8 @@ async fn bad_writes_are_refused_clearly_and_the_pump_keeps_serving() {
         "[storage]\nstop-write-at-available-space = \"1000 PiB\"\n",
     )
     .unwrap();
-    let pump = world.pump(
+    let pump = start_pump(
+        &world,
         "pump-d",
         &[
             &format!("-config={}", config.display()),
@@ -518,7 +484,8 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     let config = world.dir.path().join("pump.toml");
     std::fs::write(&config, "[storage]\nmax-txn-timeout = 1\n").unwrap();
     let socket = world.dir.path().join("pump.sock");
-    let pump = world.pump(
+    let pump = start_pump(
+        &world,
         "pump-h",
         &[
             &format!("-config={}", config.display()),
@@ -647,7 +614,8 @@ async fn metrics_are_pushed_to_a_pushgateway() {
             .await;
         String::from_utf8_lossy(&request).into_owned()
     });
-    let _pump = world.pump(
+    let _pump = start_pump(
+        &world,
         "pump-m",
         &[
             &format!("-metrics-addr={gateway_addr}"),
@@ -718,7 +686,7 @@ fn configuration_errors_name_the_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_pulls_and_empty_probes_work_like_the_original() {
     let world = world().await;
-    let pump = world.pump("pump-z", &[]);
+    let pump = start_pump(&world, "pump-z", &[]);
     let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
 
     // TiDB probes an unavailable pump with an empty payload: accepted while online, stores nothing.

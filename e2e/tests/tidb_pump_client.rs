@@ -8,40 +8,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use binlog_cluster::control::http_request;
-use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, TlsSettings};
+use binlog_cluster::{NodeKind, NodeState, TlsSettings};
 use binlog_proto::binlog::{Binlog, BinlogType};
 use e2e::tidb::{ClientConfig, CommitOutcome, PumpClientError, Strategy, TidbPumpClient};
-use e2e::{Etcd, PdSimProcess, PumpProcess};
+use e2e::{PumpProcess, World};
 
 /// start ts → (commit ts, prewrite value), per pump.
 type Committed = BTreeMap<String, BTreeMap<i64, (i64, Vec<u8>)>>;
 
-struct World {
-    dir: tempfile::TempDir,
-    _etcd: Etcd,
-    pd_sim: PdSimProcess,
-    pd: PdClient,
-    registry: Registry,
-}
-
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start().unwrap();
-    let pd_sim = PdSimProcess::start(etcd.url(), &dir.path().join("pd.log")).unwrap();
-    let urls = vec![pd_sim.url()];
-    let pd = PdClient::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    let registry = Registry::connect(&urls, &TlsSettings::default())
-        .await
-        .unwrap();
-    World {
-        dir,
-        _etcd: etcd,
-        pd_sim,
-        pd,
-        registry,
-    }
+    World::start().await.unwrap()
 }
 
 /// Fast probes for tests; everything else as in TiDB unless a test says otherwise.
@@ -52,72 +28,62 @@ fn test_config() -> ClientConfig {
     }
 }
 
-impl World {
-    /// Starts a pump and waits until the registry says it is online (it listens before it
-    /// registers).
-    async fn pump(&self, id: &str, extra: &[&str]) -> PumpProcess {
-        let pump = PumpProcess::start(&self.pd_sim.url(), self.dir.path(), id, extra).unwrap();
-        assert!(
-            self.wait_state(id, NodeState::Online).await,
-            "{id} registers online:\n{}",
-            pump.log_tail()
-        );
-        pump
-    }
+/// Starts a pump and waits until the registry says it is online (it listens before it
+/// registers).
+async fn start_online_pump(world: &World, id: &str, extra: &[&str]) -> PumpProcess {
+    let pump = world.start_pump(id, extra).unwrap();
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, id, NodeState::Online)
+            .await,
+        "{id} registers online:\n{}",
+        pump.log_tail()
+    );
+    pump
+}
 
-    async fn wait_state(&self, id: &str, want: NodeState) -> bool {
-        for _ in 0..200 {
-            if matches!(self.registry.get(NodeKind::Pump, id).await, Ok(s) if s.state == want) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    }
+async fn connect_client(world: &World, config: ClientConfig) -> TidbPumpClient {
+    TidbPumpClient::connect(&[world.pd_sim.url()], &TlsSettings::default(), config)
+        .await
+        .unwrap()
+}
 
-    async fn client(&self, config: ClientConfig) -> TidbPumpClient {
-        TidbPumpClient::connect(&[self.pd_sim.url()], &TlsSettings::default(), config)
-            .await
-            .unwrap()
-    }
+/// Every real commit a pump serves: start ts → (commit ts, prewrite value).
+async fn served(world: &World, pump: &PumpProcess) -> BTreeMap<i64, (i64, Vec<u8>)> {
+    let until = world.pd.get_ts().await.unwrap();
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let pulled = client
+        .pull_until(0, until, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        pulled.last().is_some_and(|p| p.commit_ts >= until),
+        "pump {} served up to {until}",
+        pump.node_id
+    );
+    pulled
+        .into_iter()
+        .filter(|p| p.start_ts != p.commit_ts)
+        .map(|p| {
+            assert_eq!(p.binlog.tp, BinlogType::Commit as i32);
+            (
+                p.start_ts,
+                (p.commit_ts, p.binlog.prewrite_value.unwrap_or_default()),
+            )
+        })
+        .collect()
+}
 
-    /// Every real commit a pump serves: start ts → (commit ts, prewrite value).
-    async fn served(&self, pump: &PumpProcess) -> BTreeMap<i64, (i64, Vec<u8>)> {
-        let until = self.pd.get_ts().await.unwrap();
-        let mut client = pump.client(self.pd.cluster_id()).await.unwrap();
-        let pulled = client
-            .pull_until(0, until, Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert!(
-            pulled.last().is_some_and(|p| p.commit_ts >= until),
-            "pump {} served up to {until}",
+/// Checks that each pump serves exactly the transactions whose prewrite it took.
+async fn assert_served(world: &World, pumps: &[&PumpProcess], expected: &Committed) {
+    for pump in pumps {
+        let want = expected.get(&pump.node_id).cloned().unwrap_or_default();
+        assert_eq!(
+            served(world, pump).await,
+            want,
+            "pump {} serves exactly the commits of the prewrites it took",
             pump.node_id
         );
-        pulled
-            .into_iter()
-            .filter(|p| p.start_ts != p.commit_ts)
-            .map(|p| {
-                assert_eq!(p.binlog.tp, BinlogType::Commit as i32);
-                (
-                    p.start_ts,
-                    (p.commit_ts, p.binlog.prewrite_value.unwrap_or_default()),
-                )
-            })
-            .collect()
-    }
-
-    /// Checks that each pump serves exactly the transactions whose prewrite it took.
-    async fn assert_served(&self, pumps: &[&PumpProcess], expected: &Committed) {
-        for pump in pumps {
-            let want = expected.get(&pump.node_id).cloned().unwrap_or_default();
-            assert_eq!(
-                self.served(pump).await,
-                want,
-                "pump {} serves exactly the commits of the prewrites it took",
-                pump.node_id
-            );
-        }
     }
 }
 
@@ -182,9 +148,9 @@ async fn range_spreads_prewrites_and_each_commit_follows_its_prewrite() {
     let world = world().await;
     let mut pumps = Vec::new();
     for id in ["r-a", "r-b", "r-c"] {
-        pumps.push(world.pump(id, &[]).await);
+        pumps.push(start_online_pump(&world, id, &[]).await);
     }
-    let client = world.client(test_config()).await;
+    let client = connect_client(&world, test_config()).await;
     assert_eq!(client.available_pumps(), ["r-a", "r-b", "r-c"]);
     assert!(client.unavailable_pumps().is_empty());
 
@@ -225,12 +191,14 @@ async fn range_spreads_prewrites_and_each_commit_follows_its_prewrite() {
     );
 
     // Hash: (start_ts + retry) mod len over the same available list.
-    let hashed = world
-        .client(ClientConfig {
+    let hashed = connect_client(
+        &world,
+        ClientConfig {
             strategy: Strategy::Hash,
             ..test_config()
-        })
-        .await;
+        },
+    )
+    .await;
     let available = hashed.available_pumps();
     for i in 0..9 {
         let start = world.pd.get_ts().await.unwrap();
@@ -258,9 +226,7 @@ async fn range_spreads_prewrites_and_each_commit_follows_its_prewrite() {
     assert_eq!(stats.commits_delivered, 31);
     assert_eq!(stats.write_rpcs, 62, "no retries");
     assert_eq!(stats.commits_pending + stats.commits_given_up, 0);
-    world
-        .assert_served(&pumps.iter().collect::<Vec<_>>(), &committed)
-        .await;
+    assert_served(&world, &pumps.iter().collect::<Vec<_>>(), &committed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,14 +234,16 @@ async fn a_killed_pump_is_failed_over_and_its_commits_wait_for_it() {
     let world = world().await;
     let mut pumps = Vec::new();
     for id in ["f-a", "f-b", "f-c"] {
-        pumps.push(world.pump(id, &[]).await);
+        pumps.push(start_online_pump(&world, id, &[]).await);
     }
-    let client = world
-        .client(ClientConfig {
+    let client = connect_client(
+        &world,
+        ClientConfig {
             commit_retry_limit: Duration::from_secs(120),
             ..test_config()
-        })
-        .await;
+        },
+    )
+    .await;
     let mut committed = Committed::new();
     for i in 0..15 {
         transaction(&world, &client, format!("before {i}"), &mut committed).await;
@@ -402,9 +370,7 @@ async fn a_killed_pump_is_failed_over_and_its_commits_wait_for_it() {
     landed.sort();
     assert_eq!(landed, ["f-a", "f-b", "f-c"]);
 
-    world
-        .assert_served(&pumps.iter().collect::<Vec<_>>(), &committed)
-        .await;
+    assert_served(&world, &pumps.iter().collect::<Vec<_>>(), &committed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,9 +378,9 @@ async fn a_paused_pump_leaves_the_available_set_through_the_watch() {
     let world = world().await;
     let mut pumps = Vec::new();
     for id in ["p-a", "p-b"] {
-        pumps.push(world.pump(id, &[]).await);
+        pumps.push(start_online_pump(&world, id, &[]).await);
     }
-    let client = world.client(test_config()).await;
+    let client = connect_client(&world, test_config()).await;
     let mut committed = Committed::new();
     for i in 0..4 {
         transaction(&world, &client, format!("before {i}"), &mut committed).await;
@@ -470,7 +436,7 @@ async fn a_paused_pump_leaves_the_available_set_through_the_watch() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(client.available_pumps(), ["p-a"]);
     assert_eq!(client.stats().probes_ok, 0);
-    world.assert_served(&[&pumps[0]], &committed).await;
+    assert_served(&world, &[&pumps[0]], &committed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,8 +456,8 @@ async fn no_registered_pump_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_too_large_binlog_fails_at_once_without_retries() {
     let world = world().await;
-    let pump = world.pump("big", &["-max-message-size=65536"]).await;
-    let client = world.client(test_config()).await;
+    let pump = start_online_pump(&world, "big", &["-max-message-size=65536"]).await;
+    let client = connect_client(&world, test_config()).await;
     let mut committed = Committed::new();
     transaction(&world, &client, "small".into(), &mut committed).await;
 
@@ -521,19 +487,21 @@ async fn a_too_large_binlog_fails_at_once_without_retries() {
     let (pump_id, attempts) =
         transaction(&world, &client, "small again".into(), &mut committed).await;
     assert_eq!((pump_id.as_str(), attempts), ("big", 1));
-    world.assert_served(&[&pump], &committed).await;
+    assert_served(&world, &[&pump], &committed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeliverable_commits_are_counted_and_a_dead_cluster_fails_prewrites() {
     let world = world().await;
-    let mut pump = world.pump("g-a", &[]).await;
-    let client = world
-        .client(ClientConfig {
+    let mut pump = start_online_pump(&world, "g-a", &[]).await;
+    let client = connect_client(
+        &world,
+        ClientConfig {
             commit_retry_limit: Duration::from_secs(2),
             ..test_config()
-        })
-        .await;
+        },
+    )
+    .await;
 
     // A commit whose prewrite this client never wrote is dropped, and counted.
     let stray = world.pd.get_ts().await.unwrap();
