@@ -6,8 +6,10 @@
 //! once, here. It knows nothing of storage engines, downstreams or Kubernetes.
 
 pub mod control;
+pub mod dir_lock;
 pub mod error_text;
 pub mod flags;
+pub mod node;
 pub mod node_id;
 pub mod pd;
 pub mod registry;

@@ -217,6 +217,30 @@ impl Registry {
         Ok((nodes, revision))
     }
 
+    /// Reads every key under `prefix` (any key, not only node records), with the same timeout
+    /// and error context as the registry's own reads; for other components' registrations in
+    /// PD's etcd, such as TiDB servers'.
+    pub async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RegistryError> {
+        let mut client = self.client.clone();
+        let response = self
+            .call(
+                "get",
+                prefix,
+                client.get(prefix, Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        Ok(response
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                )
+            })
+            .collect())
+    }
+
     async fn put_if(
         &self,
         op: &'static str,

@@ -32,6 +32,8 @@ pub struct CollectorStatus {
     pub pumps: BTreeMap<String, PumpView>,
     /// Pumps the merge is waiting for (no data yet: paused, unreachable or slow).
     pub waiting_for: Vec<String>,
+    /// The last commit ts received from each pump (the original's `PumpPos`).
+    pub positions: BTreeMap<String, i64>,
     /// The last commit ts the merge emitted.
     pub last_ts: i64,
     /// Items dropped as duplicates or as out of order.
@@ -77,6 +79,7 @@ pub async fn run(
     let (items_tx, mut items) = mpsc::channel::<PullerMessage>(64);
     let mut ticker = tokio::time::interval(settings.detect_interval);
     let mut last_error = None;
+    let mut positions: BTreeMap<String, i64> = BTreeMap::new();
 
     let result = loop {
         tokio::select! {
@@ -91,7 +94,10 @@ pub async fn run(
             Some((pump, item)) = items.recv() => {
                 credited.remove(&pump);
                 match item {
-                    Ok(item) if merger.has_source(&pump) => merger.push(pump, item),
+                    Ok(item) if merger.has_source(&pump) => {
+                        positions.insert(pump.clone(), item.commit_ts);
+                        merger.push(pump, item)
+                    }
                     Ok(_) => {}
                     Err(err) => break Err(err),
                 }
@@ -112,7 +118,8 @@ pub async fn run(
                 credited.insert(pump);
             }
         }
-        publish(&status, &merger, &pumps, &last_error);
+        positions.retain(|pump, _| pumps.contains_key(pump));
+        publish(&status, &merger, &pumps, &positions, &last_error);
         if out.is_closed() {
             break Ok(());
         }
@@ -127,6 +134,7 @@ fn publish(
     status: &Mutex<CollectorStatus>,
     merger: &Merger<String, PulledBinlog>,
     pumps: &BTreeMap<String, PumpView>,
+    positions: &BTreeMap<String, i64>,
     error: &Option<String>,
 ) {
     let Dropped {
@@ -136,6 +144,7 @@ fn publish(
     *status.lock().unwrap_or_else(|e| e.into_inner()) = CollectorStatus {
         pumps: pumps.clone(),
         waiting_for: merger.waiting_for(),
+        positions: positions.clone(),
         last_ts: merger.last_emitted(),
         duplicates,
         disorder,

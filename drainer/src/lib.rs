@@ -6,7 +6,18 @@
 //! So far: the [`collector`] (pump discovery, one [`puller`] per pump, the [`merge`]) and the
 //! [`cistern`] service pumps notify.
 
+pub mod binlogfile;
+pub mod checkpoint;
 pub mod cistern;
 pub mod collector;
+pub mod config;
+pub mod filter;
 pub mod merge;
+pub mod metrics;
+pub mod progress;
 pub mod puller;
+pub mod schema;
+pub mod server;
+pub mod sink;
+pub mod syncer;
+pub mod translate;

@@ -6,16 +6,20 @@
 //! test panics. Nothing listens beyond 127.0.0.1.
 
 pub mod binaries;
+pub mod drainer;
 pub mod etcd;
 pub mod mariadb;
+pub mod node_process;
 pub mod pd_sim;
 pub mod pki;
 pub mod process;
 pub mod pump;
 pub mod tidb;
+pub mod tidb_sim;
 pub mod world;
 
 pub use binaries::bin_path;
+pub use drainer::{Downstream, DrainerProcess};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use pd_sim::PdSimProcess;

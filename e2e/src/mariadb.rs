@@ -1,7 +1,7 @@
 //! A real MariaDB server (Debian `mariadb-server`) initialised into a temporary directory and
 //! listening on a free loopback port, with a passwordless `root` reachable over TCP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,17 +32,51 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Starts `mariadbd` on the data directory under `dir` (initialised by [`MariaDb::start`]).
+fn spawn_server(dir: &Path, port: u16) -> anyhow::Result<ChildProcess> {
+    let data = dir.join("data");
+    let init = dir.join("init.sql");
+    let mut command = Command::new("mariadbd");
+    command
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg("--user=root")
+        .arg(format!("--init-file={}", init.display()))
+        // Many servers run at once in tests: native AIO would exhaust the kernel's aio-max-nr,
+        // and a shared /tmp lets them trip over each other's temporary tables.
+        .arg("--innodb-use-native-aio=0")
+        .arg(format!("--tmpdir={}", dir.join("tmp").display()))
+        .arg("--innodb-buffer-pool-size=128M")
+        .arg("--innodb-flush-log-at-trx-commit=2")
+        .arg("--skip-log-bin")
+        .arg("--max-connections=500")
+        .arg("--max-allowed-packet=1G");
+    Ok(ChildProcess::spawn(
+        "mariadbd",
+        command,
+        &dir.join("mariadb.log"),
+    )?)
+}
+
 impl MariaDb {
     /// Initialises a data directory, starts the server and waits until it answers queries.
     pub fn start() -> anyhow::Result<MariaDb> {
         let dir = tempfile::Builder::new().prefix("e2e-mariadb").tempdir()?;
         let data = dir.path().join("data");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         run(
             Command::new("mariadb-install-db")
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg("--auth-root-authentication-method=normal")
                 .arg("--skip-test-db")
+                .arg("--innodb-use-native-aio=0")
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg("--user=root"),
             "mariadb-install-db",
         )?;
@@ -54,41 +88,40 @@ impl MariaDb {
              GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n",
         )?;
         let port = free_port();
-        let mut command = Command::new("mariadbd");
-        command
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!(
-                "--socket={}",
-                dir.path().join("mysqld.sock").display()
-            ))
-            .arg(format!(
-                "--pid-file={}",
-                dir.path().join("mysqld.pid").display()
-            ))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--user=root")
-            .arg(format!("--init-file={}", init.display()))
-            .arg("--innodb-buffer-pool-size=128M")
-            .arg("--innodb-flush-log-at-trx-commit=2")
-            .arg("--skip-log-bin")
-            .arg("--max-connections=500")
-            .arg("--max-allowed-packet=1G");
-        let process = ChildProcess::spawn("mariadbd", command, &dir.path().join("mariadb.log"))?;
-        let addr = format!("127.0.0.1:{port}");
+        let process = spawn_server(dir.path(), port)?;
         let mut db = MariaDb { process, port, dir };
+        db.wait_ready()?;
+        Ok(db)
+    }
+
+    /// Waits until the server answers queries (60 s at most).
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let addr = format!("127.0.0.1:{}", self.port);
         let ready = wait_until(Duration::from_secs(60), || {
-            accepts_connections(&addr) && db.query("SELECT 1").is_ok()
+            accepts_connections(&addr) && self.query("SELECT 1").is_ok()
         });
         if !ready {
-            db.process.assert_running();
+            self.process.assert_running();
             anyhow::bail!(
                 "MariaDB did not answer on {addr} within 60 s:\n{}",
-                db.process.log_tail()
+                self.process.log_tail()
             );
         }
-        Ok(db)
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL (a crash: committed transactions survive, open ones are
+    /// rolled back at the next start). Its data directory and port are kept for [`Self::restart`].
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same data directory and port, after [`Self::kill`], and
+    /// waits until it answers.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = spawn_server(self.dir.path(), self.port)?;
+        self.wait_ready()
     }
 
     /// The TCP port.

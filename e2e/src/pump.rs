@@ -2,8 +2,7 @@
 //! with a small gRPC client that writes binlogs the way TiDB does and pulls them the way a drainer
 //! does.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use binlog_proto::binlog::{
@@ -12,23 +11,12 @@ use binlog_proto::binlog::{
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::process::{ChildProcess, accepts_connections, free_port, wait_until};
+use crate::node_process::NodeProcess;
 
-/// A pump process; killed when dropped.
-#[derive(Debug)]
-pub struct PumpProcess {
-    process: ChildProcess,
-    /// `127.0.0.1:port`.
-    pub addr: String,
-    /// The node id it was started with.
-    pub node_id: String,
-    /// Its data directory.
-    pub data_dir: PathBuf,
-    args: Vec<String>,
-    log: PathBuf,
-}
+/// A pump process (see [`NodeProcess`]); killed when dropped.
+pub type PumpProcess = NodeProcess;
 
-impl PumpProcess {
+impl NodeProcess {
     /// Starts a pump with node id `node_id` and data under `dir`, plus `extra` flags; waits until
     /// it accepts connections.
     pub fn start(
@@ -37,110 +25,15 @@ impl PumpProcess {
         node_id: &str,
         extra: &[&str],
     ) -> anyhow::Result<PumpProcess> {
-        crate::process::with_port_retries(|| Self::start_once(pd_url, dir, node_id, extra))
-    }
-
-    fn start_once(
-        pd_url: &str,
-        dir: &Path,
-        node_id: &str,
-        extra: &[&str],
-    ) -> anyhow::Result<PumpProcess> {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let data_dir = dir.join(node_id);
-        let mut args: Vec<String> = vec![
-            format!("-pd-urls={pd_url}"),
-            format!("-addr={addr}"),
-            format!("-data-dir={}", data_dir.display()),
-            format!("-node-id={node_id}"),
-            "-heartbeat-interval=1".into(),
-            "-fake-binlog-interval=1".into(),
+        let mut args = vec![
+            "-heartbeat-interval=1".to_string(),
+            "-fake-binlog-interval=1".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = dir.join(format!("{node_id}.log"));
-        let process = Self::spawn(&args, &log)?;
-        let mut pump = PumpProcess {
-            process,
-            addr,
-            node_id: node_id.to_string(),
-            data_dir,
-            args,
-            log,
-        };
-        pump.wait_listening()?;
-        Ok(pump)
+        NodeProcess::launch("pump", pd_url, dir, node_id, &args)
     }
 
-    fn spawn(args: &[String], log: &Path) -> anyhow::Result<ChildProcess> {
-        let mut command = Command::new(crate::bin_path("pump"));
-        command.args(args).env("RUST_LOG", "info");
-        Ok(ChildProcess::spawn("pump", command, log)?)
-    }
-
-    fn wait_listening(&mut self) -> anyhow::Result<()> {
-        let addr = self.addr.clone();
-        let process = &mut self.process;
-        let up = wait_until(Duration::from_secs(30), || {
-            process.try_wait().is_some() || accepts_connections(&addr)
-        });
-        if let Some(status) = self.process.try_wait() {
-            anyhow::bail!(
-                "pump exited ({status}) before listening:\n{}",
-                self.process.log_tail()
-            );
-        }
-        anyhow::ensure!(
-            up,
-            "pump did not listen on {addr} within 30 s:\n{}",
-            self.process.log_tail()
-        );
-        Ok(())
-    }
-
-    /// Starts the same pump again (same flags, data dir and port) after it stopped.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.process.kill();
-        self.process = Self::spawn(&self.args, &self.log)?;
-        self.wait_listening()
-    }
-
-    /// SIGKILL.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// SIGTERM, then waits for the exit.
-    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        self.process.terminate(Duration::from_secs(30))
-    }
-
-    /// Waits up to `timeout` for the process to exit by itself.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut status = None;
-        let process = &mut self.process;
-        wait_until(timeout, || {
-            status = process.try_wait();
-            status.is_some()
-        });
-        status
-    }
-
-    /// The process id of the running pump (0 once it has stopped).
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// The log so far (for assertion messages).
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
-
-    /// The base URL of its HTTP API.
-    pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// A gRPC client.
+    /// A gRPC client to this pump.
     pub async fn client(&self, cluster_id: u64) -> anyhow::Result<TestPumpClient> {
         TestPumpClient::connect(&self.addr, cluster_id).await
     }

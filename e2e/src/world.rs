@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, TlsSettings};
 
-use crate::{Etcd, PdSimProcess, PumpProcess};
+use crate::{Downstream, DrainerProcess, Etcd, PdSimProcess, PumpProcess};
 
 /// A running world; everything stops when it is dropped. Fields drop in order, so the clients
 /// go before the servers and the directory goes last.
@@ -43,6 +43,25 @@ impl World {
     /// Starts a pump `id` against this world's PD, with `extra` flags.
     pub fn start_pump(&self, id: &str, extra: &[&str]) -> anyhow::Result<PumpProcess> {
         PumpProcess::start(&self.pd_sim.url(), self.dir.path(), id, extra)
+    }
+
+    /// Starts a drainer `id` against this world's PD, writing to `downstream`, with `syncer_toml`
+    /// inside `[syncer]` and `extra` flags.
+    pub fn start_drainer(
+        &self,
+        id: &str,
+        downstream: &Downstream,
+        syncer_toml: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<DrainerProcess> {
+        DrainerProcess::start_drainer(
+            &self.pd_sim.url(),
+            self.dir.path(),
+            id,
+            downstream,
+            syncer_toml,
+            extra,
+        )
     }
 
     /// Waits up to 20 s for node `id` to be registered in state `want`; returns whether it was.

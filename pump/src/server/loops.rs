@@ -48,7 +48,7 @@ where
 
 async fn heartbeat(shared: Arc<Shared>) {
     let stop = shared.loops_stop.subscribe();
-    crate::node::heartbeat(
+    binlog_cluster::node::heartbeat(
         &shared.node,
         shared.config.heartbeat_interval,
         || shared.storage.max_commit_ts(),

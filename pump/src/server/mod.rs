@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use binlog_cluster::node::Node;
 use binlog_cluster::tls_server::TlsListener;
-use binlog_cluster::{NodeState, PdClient, Registry, node_id, urls};
+use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id, urls};
 use binlog_proto::binlog::{Binlog, BinlogType};
 use prost::Message;
 use tokio::sync::{Notify, watch};
@@ -20,7 +21,7 @@ use tokio::sync::{Notify, watch};
 use crate::config::Config;
 use crate::disk::{self, DataDirLock};
 use crate::metrics::Metrics;
-use crate::node::{LaggingDrainer, PumpNode};
+use crate::node::{self, LaggingDrainer};
 use crate::storage::{self, BinlogKind, BinlogMeta, Storage};
 
 /// Why the pump stops.
@@ -54,7 +55,7 @@ fn fatal(err: impl std::fmt::Display) -> RunError {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) cluster_id: u64,
-    pub(crate) node: PumpNode,
+    pub(crate) node: Node,
     pub(crate) storage: Arc<Storage>,
     pub(crate) pd: PdClient,
     pub(crate) metrics: Metrics,
@@ -174,7 +175,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let (node_id, _) =
         node_id::resolve_node_id(&config.data_dir, config.node_id.as_deref(), &config.addr)
             .map_err(fatal)?;
-    let previous = PumpNode::previous_state(&registry, &node_id)
+    let previous = Node::previous_state(&registry, NodeKind::Pump, &node_id)
         .await
         .map_err(fatal)?;
 
@@ -194,7 +195,8 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         .await
         .map_err(|e| RunError::Fatal(format!("cannot listen on {}: {e}", config.addr)))?;
 
-    let node = PumpNode::new(
+    let node = Node::new(
+        NodeKind::Pump,
         node_id.clone(),
         config.advertise_addr.clone(),
         registry,
@@ -229,7 +231,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         .map_err(|e| RunError::Fatal(format!("cannot register: {e}")))?;
     tracing::info!(node_id = %node_id, previous = %previous, addr = %shared.config.advertise_addr, "registered online");
     if previous == NodeState::Offline
-        && let Err(err) = shared.node.notify_drainers(&shared.config.security).await
+        && let Err(err) = node::notify_drainers(&shared.node, &shared.config.security).await
     {
         let _ = shared
             .node
@@ -249,9 +251,17 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let mut servers = vec![match tls {
         Some(tls) => {
             let listener = TlsListener::new(listener, tls, shared.config.security.clone());
-            tokio::spawn(serve(listener, router.clone(), serve_stopped.clone()))
+            tokio::spawn(binlog_cluster::shutdown::serve(
+                listener,
+                router.clone(),
+                serve_stopped.clone(),
+            ))
         }
-        None => tokio::spawn(serve(listener, router.clone(), serve_stopped.clone())),
+        None => tokio::spawn(binlog_cluster::shutdown::serve(
+            listener,
+            router.clone(),
+            serve_stopped.clone(),
+        )),
     }];
     if let Some(path) = shared.config.socket_path() {
         // A stale socket file from a previous run would make bind fail.
@@ -262,7 +272,11 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
                 path.display()
             ))
         })?;
-        servers.push(tokio::spawn(serve(unix, router, serve_stopped)));
+        servers.push(tokio::spawn(binlog_cluster::shutdown::serve(
+            unix,
+            router,
+            serve_stopped,
+        )));
     }
     tokio::spawn(watch_signals(shared.clone()));
 
@@ -347,7 +361,7 @@ async fn wait_safe_to_offline(shared: &Shared) {
     }
     let target = shared.storage.max_commit_ts();
     loop {
-        match shared.node.lagging_drainers(target).await {
+        match node::lagging_drainers(&shared.node, target).await {
             Ok(lagging) if lagging.is_empty() => break,
             Ok(lagging) => {
                 tracing::info!(
@@ -373,36 +387,6 @@ async fn wait_safe_to_offline(shared: &Shared) {
 }
 
 async fn watch_signals(shared: Arc<Shared>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut quit)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::quit()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = hup.recv() => {}
-        _ = quit.recv() => {}
-    }
-    tracing::info!("signal received");
+    binlog_cluster::shutdown::signalled().await;
     shared.request_stop(StopReason::Signal);
-}
-
-async fn serve<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>)
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let shutdown = async move { binlog_cluster::shutdown::stopped(&mut stop).await };
-    if let Err(err) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %err, "server failed");
-    }
 }

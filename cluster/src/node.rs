@@ -1,0 +1,129 @@
+//! A pump's or drainer's life as a node of the cluster: its identity, its in-memory state and
+//! the registry record it publishes (with the original's "approach ts"), and the heartbeat that
+//! keeps that record fresh. Role-specific duties (a pump notifying drainers, a drainer's
+//! checkpoint) stay with the role.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::{NodeKind, NodeState, NodeStatus, Registry, RegistryError, tso};
+
+/// A node's identity and in-memory state, and how it publishes them.
+pub struct Node {
+    /// Pump or drainer.
+    pub kind: NodeKind,
+    /// The node id.
+    pub id: String,
+    /// The advertised `host:port`.
+    pub host: String,
+    registry: Registry,
+    state: Mutex<NodeState>,
+    /// The last real PD timestamp and when it was taken; heartbeats extrapolate from it.
+    clock: Mutex<(i64, Instant)>,
+}
+
+impl Node {
+    /// A node whose state starts as `initial`.
+    pub fn new(
+        kind: NodeKind,
+        id: String,
+        host: String,
+        registry: Registry,
+        initial: NodeState,
+    ) -> Node {
+        Node {
+            kind,
+            id,
+            host,
+            registry,
+            state: Mutex::new(initial),
+            clock: Mutex::new((0, Instant::now())),
+        }
+    }
+
+    /// Reads a node's previous state from the registry: `offline` when it has no record.
+    pub async fn previous_state(
+        registry: &Registry,
+        kind: NodeKind,
+        id: &str,
+    ) -> Result<NodeState, RegistryError> {
+        match registry.get(kind, id).await {
+            Ok(status) => Ok(status.state),
+            Err(RegistryError::NotFound(_)) => Ok(NodeState::Offline),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The in-memory state.
+    pub fn state(&self) -> NodeState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the in-memory state if the state machine allows the move; returns the state before.
+    pub fn transition(&self, next: NodeState) -> Result<NodeState, NodeState> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *state;
+        if before.can_transition_to(next) {
+            *state = next;
+            Ok(before)
+        } else {
+            Err(before)
+        }
+    }
+
+    /// Records a fresh PD timestamp as the base of heartbeat extrapolation.
+    pub fn set_clock(&self, ts: i64) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = (ts, Instant::now());
+    }
+
+    /// The original's "approach ts": the last real timestamp moved on by the whole seconds since.
+    pub fn approach_ts(&self) -> i64 {
+        let (ts, taken) = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        if ts == 0 {
+            return 0;
+        }
+        ts + tso::compose(taken.elapsed().as_secs() as i64 * 1000, 0)
+    }
+
+    /// Writes the record with the in-memory state, `max_commit_ts` and an approximate ts.
+    pub async fn publish(&self, max_commit_ts: i64) -> Result<(), RegistryError> {
+        self.publish_state(self.state(), max_commit_ts).await
+    }
+
+    /// Writes the record with an explicit state.
+    pub async fn publish_state(
+        &self,
+        state: NodeState,
+        max_commit_ts: i64,
+    ) -> Result<(), RegistryError> {
+        let mut status = NodeStatus::new(&self.id, &self.host, state);
+        status.max_commit_ts = max_commit_ts;
+        status.update_ts = self.approach_ts();
+        self.registry.upsert(self.kind, &status).await
+    }
+
+    /// The registry handle.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Heartbeat: publishes the record every `interval` until `stop` fires. Failures are logged only.
+pub async fn heartbeat(
+    node: &Node,
+    interval: Duration,
+    max_commit_ts: impl Fn() -> i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(err) = node.publish(max_commit_ts()).await {
+                    tracing::warn!(error = %err, "send heartbeat failed");
+                }
+            }
+            _ = crate::shutdown::stopped(&mut stop) => return,
+        }
+    }
+}

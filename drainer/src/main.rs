@@ -1,0 +1,67 @@
+//! The `drainer` binary: flags and config as the original's, then [`binlog_drainer::server::run`].
+//!
+//! Exit codes: 0 after a pause, close or signal (the final checkpoint is saved); 1 for any
+//! failure, with the cause on stderr and in the log.
+
+use std::process::ExitCode;
+
+use binlog_drainer::config::{Config, Flags, version_text};
+use binlog_drainer::server;
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|err| anyhow::anyhow!("invalid log level {:?}: {err}", config.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    match &config.log_file {
+        None => builder.with_writer(std::io::stderr).init(),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| anyhow::anyhow!("cannot open log file {}: {err}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::from_env();
+    if flags.version {
+        print!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&flags) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("drainer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = init_logging(&config) {
+        eprintln!("drainer: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("drainer: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(?config, "starting drainer");
+    match runtime.block_on(server::run(config)) {
+        Ok(reason) => {
+            tracing::info!(?reason, "drainer exited");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "drainer failed");
+            eprintln!("drainer: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The drainer process: start-up (PD, registry, checkpoint, catalog, sink), the running
+//! pipeline (collector → syncer → sink), its node record and heartbeat, the HTTP/gRPC port,
+//! and the stop choreography (reference drainer.md §1.1, §8.2).
+//!
+//! States: a started drainer is `online`; `PUT /state/<id>/pause` and signals leave it `paused`,
+//! `close` leaves it `offline`; a fatal error leaves it `paused` and exits non-zero. In every case
+//! the sink is drained and a final checkpoint saved before the state is written.
+
+mod http;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use binlog_cluster::node::Node;
+use binlog_cluster::tls_server::TlsListener;
+use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id};
+use binlog_loader::{Loader, LoaderConfig};
+use tokio::sync::{mpsc, watch};
+
+use crate::binlogfile::BinlogWriter;
+use crate::checkpoint::file::FileCheckpoint;
+use crate::checkpoint::mysql::MysqlCheckpoint;
+use crate::checkpoint::store::Store;
+use crate::cistern::CisternService;
+use crate::collector::{self, CollectorSettings, CollectorStatus};
+use crate::config::{CheckpointConfig, Config, DbConnection, INITIAL_COMMIT_TS_NOW, SinkConfig};
+use crate::filter::Filter;
+use crate::metrics::Metrics;
+use crate::puller::PullerSettings;
+use crate::schema::{Catalog, SchemaStatus, SchemaTracker, TidbStatusApi};
+use crate::sink::{FileSink, MysqlSink, Sink};
+use crate::syncer::{Syncer, SyncerSettings, SyncerStatus};
+
+/// Safe mode is forced on this long after every start (the checkpoint may lag what was
+/// applied before a crash).
+const FORCED_SAFE_MODE: Duration = Duration::from_secs(5 * 60);
+/// The original saves the checkpoint at most every 3 s.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3);
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the drainer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Pause,
+    Close,
+}
+
+/// A failure that stops the drainer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RunError(String);
+
+fn fatal(err: impl std::fmt::Display) -> RunError {
+    RunError(err.to_string())
+}
+
+pub(crate) struct Shared {
+    node: Node,
+    collector: Arc<Mutex<CollectorStatus>>,
+    syncer: Arc<Mutex<SyncerStatus>>,
+    schema: Arc<Mutex<SchemaStatus>>,
+    metrics: Metrics,
+    started: Instant,
+    synced_check_time: Duration,
+    stop_request: watch::Sender<Option<StopReason>>,
+}
+
+impl Shared {
+    fn request_stop(&self, reason: StopReason) {
+        self.stop_request.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+fn mysql_opts(connection: &DbConnection) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(connection.host.clone())
+        .tcp_port(connection.port)
+        .user(Some(connection.user.clone()))
+        .pass(Some(connection.password.expose().to_string()))
+        .into()
+}
+
+async fn open_store(
+    config: &Config,
+    cluster_id: u64,
+    initial_commit_ts: i64,
+) -> Result<Store, RunError> {
+    match &config.checkpoint {
+        CheckpointConfig::File { dir } => Ok(Store::File(FileCheckpoint::new(
+            dir.clone(),
+            initial_commit_ts,
+        ))),
+        CheckpointConfig::Mysql {
+            connection,
+            schema,
+            table,
+        } => {
+            let pool = mysql_async::Pool::new(mysql_opts(connection));
+            let store = MysqlCheckpoint::open(pool, schema, table, cluster_id, initial_commit_ts)
+                .await
+                .map_err(|err| {
+                    RunError(format!(
+                        "checkpoint database {}:{}: {err}",
+                        connection.host, connection.port
+                    ))
+                })?;
+            Ok(Store::Mysql(store))
+        }
+    }
+}
+
+async fn open_sink(config: &Config) -> Result<Sink, RunError> {
+    match &config.sink {
+        SinkConfig::Mysql(sink) => {
+            let connection = &sink.connection;
+            let mut loader = LoaderConfig::new(
+                connection.host.clone(),
+                connection.port,
+                connection.user.clone(),
+                connection.password.expose(),
+            );
+            loader.worker_count = config.syncer.worker_count;
+            loader.batch_size = config.syncer.txn_batch;
+            loader.enable_dispatch = config.syncer.enable_dispatch;
+            loader.enable_detect = config.syncer.enable_causality;
+            loader.safe_mode = config.syncer.safe_mode;
+            loader.sql_mode = config.syncer.sql_mode.clone();
+            loader.params = sink.params.clone().into_iter().collect();
+            loader.read_timeout = sink.read_timeout;
+            let loader = Loader::connect(loader).await.map_err(fatal)?;
+            Ok(Sink::Mysql(MysqlSink::new(loader)))
+        }
+        SinkConfig::File(files) => {
+            let writer = BinlogWriter::open(&files.dir).map_err(fatal)?;
+            Ok(Sink::File(FileSink::new(writer, files.retention)))
+        }
+        SinkConfig::Kafka(_) => Err(RunError(
+            "db-type = \"kafka\" is not supported yet; use mysql, tidb or file".to_string(),
+        )),
+    }
+}
+
+/// Runs a drainer until it is stopped. Returns the reason it stopped.
+pub async fn run(config: Config) -> Result<StopReason, RunError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| {
+        RunError(format!(
+            "cannot create data dir {}: {err}",
+            config.data_dir.display()
+        ))
+    })?;
+    let pd = PdClient::connect(&config.pd_urls, &config.security)
+        .await
+        .map_err(fatal)?;
+    let registry = Registry::connect(&config.pd_urls, &config.security)
+        .await
+        .map_err(fatal)?;
+    let (node_id, _) =
+        node_id::resolve_node_id(&config.data_dir, config.node_id.as_deref(), &config.addr)
+            .map_err(fatal)?;
+    let now = pd.get_ts().await.map_err(fatal)?;
+    let initial_commit_ts = if config.initial_commit_ts == INITIAL_COMMIT_TS_NOW {
+        now
+    } else {
+        config.initial_commit_ts
+    };
+
+    let store = open_store(&config, pd.cluster_id(), initial_commit_ts).await?;
+    let checkpoint = store.load().await.map_err(fatal)?;
+    let saved_catalog = store.load_catalog().await.map_err(fatal)?;
+    let catalog_saved = saved_catalog.is_some();
+    let source = TidbStatusApi::new(registry.clone(), config.security.clone());
+    let mut tracker = SchemaTracker::new(saved_catalog.unwrap_or_else(Catalog::new), source);
+    if !catalog_saved {
+        let jobs = tracker.load_history().await.map_err(fatal)?;
+        tracing::info!(jobs, "no saved schema catalog: loaded TiDB's DDL history");
+    }
+    tracing::info!(
+        commit_ts = checkpoint.commit_ts,
+        consistent = checkpoint.consistent,
+        schema_version = tracker.catalog().version(),
+        "checkpoint loaded"
+    );
+    let filter = Filter::new(&config.filter).map_err(fatal)?;
+    let sink = open_sink(&config).await?;
+    let schema_status = tracker.status();
+    let syncer = Syncer::new(
+        tracker,
+        sink,
+        store,
+        filter,
+        SyncerSettings {
+            ignore_txn_commit_ts: config
+                .syncer
+                .ignore_txn_commit_ts
+                .iter()
+                .copied()
+                .collect::<HashSet<_>>(),
+            sync_ddl: config.syncer.loopback.sync_ddl,
+            safe_mode: config.syncer.safe_mode,
+            forced_safe_mode: FORCED_SAFE_MODE,
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+            sql_sink: matches!(config.sink, SinkConfig::Mysql(_)),
+        },
+        checkpoint,
+        catalog_saved,
+    );
+    let syncer_status = syncer.status();
+    let checkpoint_ts = syncer.checkpoint_ts();
+
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .map_err(|err| RunError(format!("cannot listen on {}: {err}", config.addr)))?;
+    let node = Node::new(
+        NodeKind::Drainer,
+        node_id.clone(),
+        config.advertise_addr.clone(),
+        registry.clone(),
+        NodeState::Online,
+    );
+    node.set_clock(now);
+    let (stop_request, mut stop_requested) = watch::channel(None);
+    let collector_status = Arc::new(Mutex::new(CollectorStatus::default()));
+    let shared = Arc::new(Shared {
+        node,
+        collector: collector_status.clone(),
+        syncer: syncer_status,
+        schema: schema_status,
+        metrics: Metrics::new(),
+        started: Instant::now(),
+        synced_check_time: config.synced_check_time,
+        stop_request,
+    });
+
+    // Serve before registering, so a pump that sees this drainer online can notify it.
+    let (notify_tx, notify_rx) = mpsc::channel(16);
+    let router = http::router(shared.clone())
+        .merge(tonic::service::Routes::new(CisternService::new(notify_tx)).into_axum_router());
+    let (serve_stop, serve_stopped) = watch::channel(false);
+    let server = match config.security.rustls_server_config().map_err(fatal)? {
+        Some(tls) => tokio::spawn(binlog_cluster::shutdown::serve(
+            TlsListener::new(listener, tls, config.security.clone()),
+            router,
+            serve_stopped,
+        )),
+        None => tokio::spawn(binlog_cluster::shutdown::serve(
+            listener,
+            router,
+            serve_stopped,
+        )),
+    };
+    shared
+        .node
+        .publish_state(NodeState::Online, checkpoint.commit_ts)
+        .await
+        .map_err(|err| RunError(format!("cannot register: {err}")))?;
+    tracing::info!(node_id = %node_id, addr = %config.advertise_addr, start_ts = checkpoint.commit_ts, "registered online");
+
+    let (tasks_stop, _) = watch::channel(false);
+    let heartbeat = {
+        let shared = shared.clone();
+        let checkpoint_ts = checkpoint_ts.clone();
+        let stop = tasks_stop.subscribe();
+        tokio::spawn(async move {
+            binlog_cluster::node::heartbeat(
+                &shared.node,
+                HEARTBEAT_INTERVAL,
+                || *checkpoint_ts.borrow(),
+                stop,
+            )
+            .await
+        })
+    };
+    let (binlogs_tx, binlogs_rx) = mpsc::channel(config.syncer.cache_binlog_count.max(1));
+    let mut collector = tokio::spawn(collector::run(
+        registry.clone(),
+        CollectorSettings {
+            puller: PullerSettings {
+                cluster_id: pd.cluster_id(),
+                tls: config.security.grpc_client_config().map_err(fatal)?,
+                gzip: config.gzip,
+            },
+            detect_interval: config.detect_interval,
+        },
+        checkpoint.commit_ts,
+        binlogs_tx,
+        notify_rx,
+        collector_status,
+        tasks_stop.subscribe(),
+    ));
+    let mut syncer = tokio::spawn(syncer.run(binlogs_rx, tasks_stop.subscribe()));
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            binlog_cluster::shutdown::signalled().await;
+            shared.request_stop(StopReason::Signal);
+        });
+    }
+
+    // Run until asked to stop, or until the pipeline fails.
+    let mut failure = None;
+    let mut syncer_result = None;
+    let reason = tokio::select! {
+        reason = stop_requested.wait_for(Option::is_some) => reason.ok().and_then(|r| *r).unwrap_or(StopReason::Signal),
+        result = &mut collector => {
+            failure = Some(match result {
+                Ok(Ok(())) => "the collector stopped".to_string(),
+                Ok(Err(err)) => err.to_string(),
+                Err(err) => format!("the collector task failed: {err}"),
+            });
+            StopReason::Signal
+        }
+        result = &mut syncer => {
+            syncer_result = Some(result);
+            StopReason::Signal
+        }
+    };
+    tracing::info!(?reason, "stopping");
+    let _ = tasks_stop.send(true);
+    let syncer_result = match syncer_result {
+        Some(result) => result,
+        None => syncer.await,
+    };
+    match syncer_result {
+        Ok(Ok(saved)) => tracing::info!(commit_ts = saved.commit_ts, "final checkpoint saved"),
+        Ok(Err(err)) => failure = Some(err.to_string()),
+        Err(err) => failure = Some(format!("the syncer task failed: {err}")),
+    }
+    collector.abort();
+    let _ = heartbeat.await;
+    let final_state = finish(&shared, reason, *checkpoint_ts.borrow()).await;
+    let _ = serve_stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    tracing::info!(state = %final_state, "drainer stopped");
+    match failure {
+        Some(message) => Err(RunError(message)),
+        None => Ok(reason),
+    }
+}
+
+/// Writes the final state: offline after close, paused otherwise.
+async fn finish(shared: &Shared, reason: StopReason, checkpoint_ts: i64) -> NodeState {
+    let final_state = match reason {
+        StopReason::Close => NodeState::Offline,
+        StopReason::Signal | StopReason::Pause => shared.node.state().final_state_on_stop(),
+    };
+    // After close, exiting claims "offline", so the state must be written; otherwise a stuck PD
+    // must not keep the process from stopping.
+    let attempts = if reason == StopReason::Close {
+        u32::MAX
+    } else {
+        30
+    };
+    for attempt in 1..=attempts {
+        match shared.node.publish_state(final_state, checkpoint_ts).await {
+            Ok(()) => break,
+            Err(err) if attempt < attempts => {
+                tracing::error!(error = %err, state = %final_state, "cannot write the final state; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, state = %final_state, "giving up writing the final state");
+            }
+        }
+    }
+    final_state
+}

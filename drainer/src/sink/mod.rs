@@ -1,0 +1,109 @@
+//! Where transactions go: the MySQL/TiDB downstream through the loader, or pb binlog files.
+//! Each sink confirms what it made durable, in the order it was written, which is all the
+//! checkpoint needs (see [`crate::progress`]).
+
+pub mod file;
+pub mod mysql;
+
+use binlog_proto::binlog::PrewriteValue;
+
+use crate::schema::Catalog;
+use crate::translate::TranslateError;
+
+pub use file::FileSink;
+pub use mysql::MysqlSink;
+
+/// Why a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error("MySQL/TiDB downstream: {0}")]
+    Loader(#[from] binlog_loader::LoaderError),
+    #[error("binlog files: {0}")]
+    Files(String),
+}
+
+/// A DDL statement on its way to the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DdlStatement {
+    pub commit_ts: i64,
+    pub database: String,
+    pub table: String,
+    pub query: String,
+    /// Tracked but not executed (filtered, `sync-ddl = false`); SQL sinks still forget what they
+    /// cached about the table.
+    pub skip: bool,
+}
+
+/// The configured sink.
+pub enum Sink {
+    Mysql(MysqlSink),
+    File(FileSink),
+}
+
+impl Sink {
+    /// Translates and writes one transaction's row changes; `false` when nothing survived the
+    /// filter (the caller then records progress without a write).
+    pub async fn write_dml(
+        &mut self,
+        commit_ts: i64,
+        prewrite: &PrewriteValue,
+        catalog: &Catalog,
+        keep: &(dyn Fn(&str, &str) -> bool + Sync),
+    ) -> Result<bool, SinkError> {
+        match self {
+            Sink::Mysql(sink) => sink.write_dml(commit_ts, prewrite, catalog, keep).await,
+            Sink::File(sink) => sink.write_dml(commit_ts, prewrite, catalog, keep),
+        }
+    }
+
+    /// Writes a DDL statement; `false` when the sink has nothing to write for it.
+    pub async fn write_ddl(&mut self, ddl: DdlStatement) -> Result<bool, SinkError> {
+        match self {
+            Sink::Mysql(sink) => sink.write_ddl(ddl).await,
+            Sink::File(sink) => sink.write_ddl(ddl),
+        }
+    }
+
+    /// Waits until more writes are durable and returns their commit ts, oldest first.
+    /// Cancel-safe.
+    pub async fn confirmations(&mut self) -> Result<Vec<i64>, SinkError> {
+        match self {
+            Sink::Mysql(sink) => sink.confirmations().await,
+            Sink::File(sink) => Ok(sink.confirmations().await),
+        }
+    }
+
+    /// Makes every confirmed write durable before a checkpoint passes it.
+    pub async fn sync(&mut self) -> Result<(), SinkError> {
+        match self {
+            Sink::Mysql(_) => Ok(()),
+            Sink::File(sink) => sink.sync(),
+        }
+    }
+
+    /// Switches safe mode (idempotent statements), where the sink has one.
+    pub fn set_safe_mode(&self, on: bool) {
+        match self {
+            Sink::Mysql(sink) => sink.set_safe_mode(on),
+            Sink::File(_) => {}
+        }
+    }
+
+    /// A one-line description of trouble the sink is retrying through, for `/status`.
+    pub fn trouble(&self) -> Option<String> {
+        match self {
+            Sink::Mysql(sink) => sink.trouble(),
+            Sink::File(_) => None,
+        }
+    }
+
+    /// Writes everything accepted and stops; returns the commit ts confirmed on the way.
+    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
+        match self {
+            Sink::Mysql(sink) => sink.close().await,
+            Sink::File(sink) => sink.close(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The MySQL/TiDB sink: binlogs translated into the loader's row changes and DDL; the loader's
+//! applied position (transactions committed downstream, in push order) becomes confirmations.
+
+use std::collections::VecDeque;
+
+use binlog_loader::{AppliedPosition, Ddl, Loader, Txn, TxnChange};
+use binlog_proto::binlog::PrewriteValue;
+use tokio::sync::watch;
+
+use super::{DdlStatement, SinkError};
+use crate::schema::Catalog;
+use crate::translate::sql;
+
+pub struct MysqlSink {
+    loader: Loader,
+    applied: watch::Receiver<AppliedPosition>,
+    /// Commit ts of pushed, unconfirmed transactions, in push order.
+    pushed: VecDeque<i64>,
+    confirmed: u64,
+}
+
+impl MysqlSink {
+    pub fn new(loader: Loader) -> MysqlSink {
+        let applied = loader.applied();
+        MysqlSink {
+            loader,
+            applied,
+            pushed: VecDeque::new(),
+            confirmed: 0,
+        }
+    }
+
+    async fn push(&mut self, txn: Txn) -> Result<(), SinkError> {
+        let commit_ts = txn.commit_ts;
+        self.loader.push(txn).await?;
+        self.pushed.push_back(commit_ts);
+        Ok(())
+    }
+
+    pub async fn write_dml(
+        &mut self,
+        commit_ts: i64,
+        prewrite: &PrewriteValue,
+        catalog: &Catalog,
+        keep: &(dyn Fn(&str, &str) -> bool + Sync),
+    ) -> Result<bool, SinkError> {
+        let dmls = sql::dmls(commit_ts, prewrite, catalog, keep)?;
+        if dmls.is_empty() {
+            return Ok(false);
+        }
+        self.push(Txn {
+            commit_ts,
+            change: TxnChange::Dml(dmls),
+        })
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn write_ddl(&mut self, ddl: DdlStatement) -> Result<bool, SinkError> {
+        self.push(Txn {
+            commit_ts: ddl.commit_ts,
+            change: TxnChange::Ddl(Ddl {
+                database: ddl.database,
+                table: ddl.table,
+                sql: ddl.query,
+                should_skip: ddl.skip,
+            }),
+        })
+        .await?;
+        Ok(true)
+    }
+
+    fn take_confirmed(&mut self, position: AppliedPosition) -> Vec<i64> {
+        let newly = position.txns.saturating_sub(self.confirmed) as usize;
+        self.confirmed = self.confirmed.max(position.txns);
+        self.pushed.drain(..newly.min(self.pushed.len())).collect()
+    }
+
+    pub async fn confirmations(&mut self) -> Result<Vec<i64>, SinkError> {
+        loop {
+            let position = *self.applied.borrow_and_update();
+            let confirmed = self.take_confirmed(position);
+            if !confirmed.is_empty() {
+                return Ok(confirmed);
+            }
+            if self.applied.changed().await.is_err() {
+                // The loader stopped: report why.
+                self.loader.close().await?;
+                let position = *self.applied.borrow();
+                let confirmed = self.take_confirmed(position);
+                if confirmed.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+                return Ok(confirmed);
+            }
+        }
+    }
+
+    pub fn set_safe_mode(&self, on: bool) {
+        self.loader.set_safe_mode(on);
+    }
+
+    pub fn trouble(&self) -> Option<String> {
+        let status = self.loader.status();
+        if let Some(failed) = status.failed {
+            return Some(failed.to_string());
+        }
+        status.retrying.map(|r| {
+            format!(
+                "{} retrying after {} attempts: {}",
+                r.connection, r.attempts, r.error
+            )
+        })
+    }
+
+    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
+        self.loader.close().await?;
+        let position = *self.applied.borrow();
+        Ok(self.take_confirmed(position))
+    }
+}

@@ -1,0 +1,351 @@
+//! The syncer: takes the merged binlog stream, keeps the schema catalog in step, translates and
+//! filters, hands transactions to the sink, and saves the checkpoint only over what the sink
+//! confirmed (reference drainer.md §1.5, §4.5 gating, §5.4, §5.5).
+//!
+//! DDL is a barrier: the syncer waits until the sink confirmed everything up to and including a
+//! DDL, then saves the catalog and the checkpoint at once, so a saved catalog always matches a
+//! saved position and a restart needs no DDL history.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use binlog_proto::binlog::PrewriteValue;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+
+use crate::checkpoint::store::Store;
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::filter::Filter;
+use crate::progress::{OutOfOrder, Progress};
+use crate::puller::PulledBinlog;
+use crate::schema::{JobOutcome, SchemaError, SchemaSource, SchemaTracker};
+use crate::sink::{DdlStatement, Sink, SinkError};
+use crate::translate::TranslateError;
+
+/// `ddl_schema_state` of the early binlog TiDB writes while dropping a column.
+const STATE_DELETE_ONLY: i32 = 1;
+
+/// Why the syncer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("saving the checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    OutOfOrder(#[from] OutOfOrder),
+}
+
+/// Syncer settings.
+#[derive(Debug, Clone)]
+pub struct SyncerSettings {
+    /// Binlogs dropped outright (DDL jobs still reach the catalog, unexecuted).
+    pub ignore_txn_commit_ts: HashSet<i64>,
+    /// Execute DDL downstream.
+    pub sync_ddl: bool,
+    /// Configured safe mode.
+    pub safe_mode: bool,
+    /// Safe mode is forced on for this long after every start.
+    pub forced_safe_mode: Duration,
+    /// At most this long between checkpoint saves while progress is made.
+    pub checkpoint_interval: Duration,
+    /// Whether the sink executes SQL (skipped DDL still reaches it to refresh cached tables).
+    pub sql_sink: bool,
+}
+
+/// What `/status` shows of the syncer.
+#[derive(Debug, Clone, Default)]
+pub struct SyncerStatus {
+    /// The saved checkpoint.
+    pub checkpoint_ts: i64,
+    /// When the sink last confirmed a write.
+    pub last_applied: Option<Instant>,
+    /// Trouble the sink or schema tracking is retrying through.
+    pub trouble: Option<String>,
+}
+
+pub struct Syncer<S> {
+    tracker: SchemaTracker<S>,
+    sink: Sink,
+    store: Store,
+    filter: Filter,
+    settings: SyncerSettings,
+    progress: Progress,
+    saved: Checkpoint,
+    saved_catalog_version: Option<i64>,
+    status: Arc<Mutex<SyncerStatus>>,
+    checkpoint_ts: watch::Sender<i64>,
+}
+
+impl<S: SchemaSource> Syncer<S> {
+    /// A syncer continuing from `checkpoint`, whose catalog is `tracker`'s (saved or rebuilt).
+    pub fn new(
+        tracker: SchemaTracker<S>,
+        sink: Sink,
+        store: Store,
+        filter: Filter,
+        settings: SyncerSettings,
+        checkpoint: Checkpoint,
+        catalog_saved: bool,
+    ) -> Syncer<S> {
+        let (checkpoint_ts, _) = watch::channel(checkpoint.commit_ts);
+        Syncer {
+            saved_catalog_version: catalog_saved.then(|| tracker.catalog().version()),
+            tracker,
+            sink,
+            store,
+            filter,
+            settings,
+            progress: Progress::new(checkpoint.commit_ts),
+            saved: checkpoint,
+            status: Arc::new(Mutex::new(SyncerStatus {
+                checkpoint_ts: checkpoint.commit_ts,
+                ..SyncerStatus::default()
+            })),
+            checkpoint_ts,
+        }
+    }
+
+    pub fn status(&self) -> Arc<Mutex<SyncerStatus>> {
+        self.status.clone()
+    }
+
+    /// The saved checkpoint ts, as it moves.
+    pub fn checkpoint_ts(&self) -> watch::Receiver<i64> {
+        self.checkpoint_ts.subscribe()
+    }
+
+    /// Runs until `input` ends or `stop` fires, then drains the sink and saves a consistent
+    /// checkpoint. An error stops it at once (the checkpoint stays at the last confirmed write).
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<PulledBinlog>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Checkpoint, SyncError> {
+        // Saved at once, so a restart before the first periodic save resumes from this start
+        // position (the original would take a fresh "now" and skip what came in between).
+        self.save(false).await?;
+        let forced = !self.settings.safe_mode && !self.settings.forced_safe_mode.is_zero();
+        self.sink.set_safe_mode(self.settings.safe_mode || forced);
+        let safe_mode_ends = tokio::time::sleep(self.settings.forced_safe_mode);
+        tokio::pin!(safe_mode_ends);
+        let mut safe_mode_forced = forced;
+        let mut ticker = tokio::time::interval(self.settings.checkpoint_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                confirmed = self.sink.confirmations() => self.confirm(confirmed?)?,
+                item = input.recv() => match item {
+                    Some(item) => self.handle(item, &mut stop).await?,
+                    None => break,
+                },
+                _ = ticker.tick() => {
+                    self.publish_trouble();
+                    if self.progress.safe_ts() > self.saved.commit_ts {
+                        self.save(false).await?;
+                    }
+                }
+                _ = &mut safe_mode_ends, if safe_mode_forced => {
+                    safe_mode_forced = false;
+                    self.sink.set_safe_mode(self.settings.safe_mode);
+                }
+                _ = binlog_cluster::shutdown::stopped(&mut stop) => break,
+            }
+        }
+        let confirmed = self.sink.close().await?;
+        self.confirm(confirmed)?;
+        self.save(true).await?;
+        Ok(self.saved)
+    }
+
+    fn confirm(&mut self, confirmed: Vec<i64>) -> Result<(), OutOfOrder> {
+        if confirmed.is_empty() {
+            return Ok(());
+        }
+        for ts in confirmed {
+            self.progress.confirmed(ts)?;
+        }
+        self.lock_status().last_applied = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        item: PulledBinlog,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), SyncError> {
+        let commit_ts = item.commit_ts;
+        if item.is_fake() {
+            self.progress.passed(commit_ts);
+            return Ok(());
+        }
+        let ignored = self.settings.ignore_txn_commit_ts.contains(&commit_ts);
+        let binlog = item.binlog;
+        if binlog.ddl_job_id > 0 {
+            let query = String::from_utf8_lossy(binlog.ddl_query.as_deref().unwrap_or_default())
+                .into_owned();
+            if query
+                .trim_start()
+                .to_lowercase()
+                .starts_with("select setval")
+                || binlog.ddl_schema_state == STATE_DELETE_ONLY
+            {
+                self.progress.passed(commit_ts);
+                return Ok(());
+            }
+            return self
+                .handle_ddl(commit_ts, binlog.ddl_job_id, query, ignored, stop)
+                .await;
+        }
+        if ignored {
+            tracing::warn!(
+                commit_ts,
+                "transaction skipped: listed in ignore-txn-commit-ts"
+            );
+            return Ok(());
+        }
+        let prewrite = PrewriteValue::decode(binlog.prewrite_value.as_deref().unwrap_or_default())
+            .map_err(|source| {
+                SinkError::Translate(TranslateError::Prewrite { commit_ts, source })
+            })?;
+        self.tracker.prepare(prewrite.schema_version)?;
+        let mut backoff = Duration::from_millis(200);
+        let written = loop {
+            let filter = &self.filter;
+            let keep = |database: &str, table: &str| !filter.skips(database, table);
+            match self
+                .sink
+                .write_dml(commit_ts, &prewrite, self.tracker.catalog(), &keep)
+                .await
+            {
+                Err(SinkError::Translate(TranslateError::UnknownTable { table_id, .. })) => {
+                    // TiDB's history may not show a just-finished job yet: learn it again.
+                    tracing::warn!(
+                        commit_ts,
+                        table_id,
+                        "table unknown to the catalog; reloading TiDB's DDL history"
+                    );
+                    self.lock_status().trouble = Some(format!(
+                        "transaction at commit ts {commit_ts} changes table id {table_id}, which TiDB's DDL history does not show yet"
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = binlog_cluster::shutdown::stopped(stop) => {
+                            return Err(SinkError::Translate(TranslateError::UnknownTable {
+                                commit_ts,
+                                table_id,
+                                schema_version: prewrite.schema_version,
+                            })
+                            .into());
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.tracker.load_history().await?;
+                    self.tracker.prepare(prewrite.schema_version)?;
+                }
+                other => break other?,
+            }
+        };
+        if written {
+            self.progress.written(commit_ts);
+        } else {
+            self.progress.passed(commit_ts);
+        }
+        Ok(())
+    }
+
+    async fn handle_ddl(
+        &mut self,
+        commit_ts: i64,
+        job_id: i64,
+        query: String,
+        ignored: bool,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), SyncError> {
+        let (_, outcome) = self.tracker.apply_ddl(job_id, commit_ts, stop).await?;
+        let applied = match outcome {
+            JobOutcome::Applied(applied) => applied,
+            JobOutcome::Skipped { reason } => {
+                tracing::info!(commit_ts, job_id, reason, %query, "DDL skipped");
+                self.progress.passed(commit_ts);
+                return Ok(());
+            }
+            JobOutcome::AlreadyApplied => {
+                tracing::info!(commit_ts, job_id, %query, "DDL already applied before the restart; not executed again");
+                self.progress.passed(commit_ts);
+                return Ok(());
+            }
+        };
+        let skip = ignored
+            || !applied.executable
+            || !self.settings.sync_ddl
+            || self.filter.skips(&applied.database, &applied.table);
+        tracing::info!(commit_ts, job_id, skip, database = %applied.database, %query, "DDL");
+        let written = if skip && !self.settings.sql_sink {
+            false
+        } else {
+            self.sink
+                .write_ddl(DdlStatement {
+                    commit_ts,
+                    database: applied.database,
+                    table: applied.table,
+                    query,
+                    skip,
+                })
+                .await?
+        };
+        if written {
+            self.progress.written(commit_ts);
+        } else {
+            self.progress.passed(commit_ts);
+        }
+        while self.progress.unconfirmed() > 0 {
+            let confirmed = self.sink.confirmations().await?;
+            self.confirm(confirmed)?;
+        }
+        self.save(false).await
+    }
+
+    async fn save(&mut self, consistent: bool) -> Result<(), SyncError> {
+        self.sink.sync().await?;
+        let catalog_version = self.tracker.catalog().version();
+        if self.saved_catalog_version != Some(catalog_version) {
+            self.store.save_catalog(self.tracker.catalog()).await?;
+            self.saved_catalog_version = Some(catalog_version);
+        }
+        let checkpoint = Checkpoint {
+            commit_ts: self.progress.safe_ts(),
+            consistent,
+            schema_version: catalog_version.max(self.saved.schema_version),
+            ts_map: None,
+        };
+        self.store.save(&checkpoint).await?;
+        self.tracker.catalog_mut().prune(checkpoint.schema_version);
+        self.saved = checkpoint;
+        self.lock_status().checkpoint_ts = checkpoint.commit_ts;
+        self.checkpoint_ts.send_replace(checkpoint.commit_ts);
+        Ok(())
+    }
+
+    fn publish_trouble(&self) {
+        let schema = self.tracker.status();
+        let waiting = schema
+            .lock()
+            .ok()
+            .and_then(|s| s.waiting_for_job.clone())
+            .map(|w| {
+                format!(
+                    "waiting for DDL job {} (commit ts {}): {}",
+                    w.job_id, w.commit_ts, w.error
+                )
+            });
+        self.lock_status().trouble = waiting.or_else(|| self.sink.trouble());
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, SyncerStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,445 @@
+//! The drainer end to end: real etcd, pd-sim, two real pumps, the upstream simulator (TiDB's
+//! binlog writes, DDL history and status API, a truth MariaDB) and a real drainer applying to a
+//! second MariaDB. Every case ends with the downstream equal to the truth, table by table.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
+
+use std::time::Duration;
+
+use binlog_cluster::{NodeKind, NodeState, TlsSettings};
+use e2e::tidb::sim::serve::{ServeConfig, serve};
+use e2e::tidb::sim::workload::{self, Summary, WorkloadConfig};
+use e2e::{Downstream, DrainerProcess, MariaDb, PumpProcess, World, free_port};
+use tokio::sync::oneshot;
+
+/// The whole pipeline but the drainer.
+struct Pipeline {
+    world: World,
+    pumps: Vec<PumpProcess>,
+    truth: MariaDb,
+    downstream: MariaDb,
+    _status_api: oneshot::Sender<()>,
+}
+
+impl Pipeline {
+    async fn start() -> Pipeline {
+        let world = World::start().await.unwrap();
+        let mut pumps = Vec::new();
+        for id in ["pump-0", "pump-1"] {
+            pumps.push(world.start_pump(id, &[]).unwrap());
+            assert!(
+                world
+                    .wait_state(NodeKind::Pump, id, NodeState::Online)
+                    .await
+            );
+        }
+        let truth = MariaDb::start().unwrap();
+        let downstream = MariaDb::start().unwrap();
+        // A TiDB status API over the truth's DDL history for the whole test.
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = ServeConfig {
+            pd_urls: vec![world.pd_sim.url()],
+            truth_url: truth.url(),
+            status_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            tls: TlsSettings::default(),
+        };
+        tokio::spawn(async move {
+            if let Err(err) = serve(config, async {
+                let _ = stopped.await;
+            })
+            .await
+            {
+                // Ends with the test world (etcd goes away first); a real failure shows as a stalled drainer.
+                eprintln!("the simulated TiDB status API stopped: {err}");
+            }
+        });
+        Pipeline {
+            world,
+            pumps,
+            truth,
+            downstream,
+            _status_api: stop,
+        }
+    }
+
+    fn drainer(&self, id: &str, syncer_toml: &str, extra: &[&str]) -> DrainerProcess {
+        let downstream = Downstream::Mysql {
+            port: self.downstream.port(),
+        };
+        self.world
+            .start_drainer(id, &downstream, syncer_toml, extra)
+            .unwrap()
+    }
+
+    fn workload(&self, txns: u64, seed: u64) -> WorkloadConfig {
+        WorkloadConfig::new(
+            vec![self.world.pd_sim.url()],
+            self.truth.url(),
+            txns,
+            4,
+            seed,
+        )
+    }
+
+    /// Waits until the drainer's checkpoint reached `ts` (at most `limit`).
+    async fn wait_checkpoint(&self, drainer: &DrainerProcess, ts: i64, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last = 0;
+        while tokio::time::Instant::now() < deadline {
+            last = checkpoint_ts(drainer).await.unwrap_or(last);
+            if last >= ts {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "the drainer's checkpoint stayed at {last}, below {ts}; status: {}\nlog:\n{}",
+            status(drainer).await,
+            drainer.log_tail()
+        );
+    }
+}
+
+async fn get(url: &str) -> Option<String> {
+    let (code, body) = binlog_cluster::control::http_request(&TlsSettings::default(), "GET", url)
+        .await
+        .ok()?;
+    (code == 200).then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn status(drainer: &DrainerProcess) -> String {
+    get(&format!("{}/status", drainer.http_url()))
+        .await
+        .unwrap_or_default()
+}
+
+async fn checkpoint_ts(drainer: &DrainerProcess) -> Option<i64> {
+    let body = get(&format!("{}/commit_ts", drainer.http_url())).await?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    value["data"]["ts"].as_i64()
+}
+
+/// Replicated tables: every base table outside the system and bookkeeping databases.
+fn user_tables(db: &MariaDb) -> Vec<String> {
+    let listing = db
+        .query(
+            "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys', 'tidb_sim', 'tidb_binlog') \
+             ORDER BY 1",
+        )
+        .unwrap();
+    listing.lines().map(str::to_string).collect()
+}
+
+/// Every row of `table`, ordered by all its visible columns (the simulator's truth keeps TiDB's
+/// hidden row id as an invisible column), as the client prints them.
+fn rows(db: &MariaDb, table: &str) -> String {
+    let (schema, name) = table.split_once('.').unwrap();
+    let columns = db
+        .query(&format!(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = '{name}' AND extra NOT LIKE '%INVISIBLE%'"
+        ))
+        .unwrap();
+    let count: usize = columns.trim().parse().unwrap();
+    let order: Vec<String> = (1..=count).map(|i| i.to_string()).collect();
+    db.query(&format!(
+        "SELECT * FROM `{schema}`.`{name}` ORDER BY {}",
+        order.join(",")
+    ))
+    .unwrap()
+}
+
+/// Asserts the downstream holds exactly the truth's tables and rows.
+fn assert_downstream_equals_truth(pipeline: &Pipeline) {
+    let tables = user_tables(&pipeline.truth);
+    assert!(!tables.is_empty(), "the workload created no tables");
+    assert_eq!(
+        user_tables(&pipeline.downstream),
+        tables,
+        "the downstream has other tables than the truth"
+    );
+    for table in &tables {
+        let want = rows(&pipeline.truth, table);
+        let got = rows(&pipeline.downstream, table);
+        if want != got {
+            let first = want
+                .lines()
+                .zip(got.lines())
+                .find(|(a, b)| a != b)
+                .map(|(a, b)| format!("truth:      {a}\ndownstream: {b}"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "truth has {} rows, downstream {}",
+                        want.lines().count(),
+                        got.lines().count()
+                    )
+                });
+            panic!("table {table} differs:\n{first}");
+        }
+    }
+}
+
+fn assert_ran(summary: &Summary) {
+    assert!(summary.committed > 0, "{summary:?}");
+    assert!(summary.ddl > 0, "{summary:?}");
+    assert_eq!(summary.commits_undelivered, 0, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn downstream_equals_truth_after_a_seeded_run() {
+    let pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer("drainer-0", "txn-batch = 10\nworker-count = 4", &[]);
+    assert!(
+        pipeline
+            .world
+            .wait_state(NodeKind::Drainer, "drainer-0", NodeState::Online)
+            .await
+    );
+    let summary = workload::run(pipeline.workload(300, 7)).await.unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+    let body = status(&drainer).await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        status["LastTS"].as_i64().unwrap() >= summary.last_commit_ts,
+        "{body}"
+    );
+    assert!(status["PumpPos"]["pump-0"].as_i64().is_some(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drainer_killed_at_random_moments_loses_and_doubles_nothing() {
+    let pipeline = Pipeline::start().await;
+    let mut drainer = pipeline.drainer("drainer-k", "txn-batch = 5\nworker-count = 8", &[]);
+    let run = tokio::spawn(workload::run(pipeline.workload(400, 11)));
+    for pause_ms in [700u64, 1900, 1300] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        drainer.kill();
+        drainer.restart().unwrap();
+    }
+    let summary = run.await.unwrap().unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_and_close_leave_the_drainer_paused_then_offline() {
+    let pipeline = Pipeline::start().await;
+    let world = &pipeline.world;
+    let mut drainer = pipeline.drainer("drainer-s", "", &[]);
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-s", NodeState::Online)
+            .await
+    );
+    let paused = binlog_cluster::control::apply_action(
+        &TlsSettings::default(),
+        &drainer.addr,
+        "drainer-s",
+        binlog_cluster::Action::Pause,
+    )
+    .await;
+    assert!(paused.is_ok(), "{paused:?}");
+    assert!(
+        drainer
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-s", NodeState::Paused)
+            .await
+    );
+
+    drainer.restart().unwrap();
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-s", NodeState::Online)
+            .await
+    );
+    let refused = binlog_cluster::control::apply_action(
+        &TlsSettings::default(),
+        &drainer.addr,
+        "someone-else",
+        binlog_cluster::Action::Close,
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "a close for another node id must be refused"
+    );
+    binlog_cluster::control::apply_action(
+        &TlsSettings::default(),
+        &drainer.addr,
+        "drainer-s",
+        binlog_cluster::Action::Close,
+    )
+    .await
+    .unwrap();
+    assert!(
+        drainer
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-s", NodeState::Offline)
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pump_restarted_mid_run_loses_nothing() {
+    let mut pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer("drainer-r", "", &[]);
+    let run = tokio::spawn(workload::run(pipeline.workload(300, 13)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pipeline.pumps[1].kill();
+    pipeline.pumps[1].restart().unwrap();
+    let summary = run.await.unwrap().unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pump_taken_offline_mid_run_goes_offline_only_after_the_drainer_has_its_data() {
+    let mut pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer("drainer-o", "", &[]);
+    let run = tokio::spawn(workload::run(pipeline.workload(300, 17)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_close = pipeline
+        .world
+        .registry
+        .get(NodeKind::Pump, "pump-1")
+        .await
+        .unwrap();
+    let output = std::process::Command::new(e2e::bin_path("binlogctl"))
+        .args([
+            &format!("-pd-urls={}", pipeline.world.pd_sim.url()),
+            "-cmd=offline-pump",
+            "-node-id=pump-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exit = pipeline.pumps[1].wait_exit(Duration::from_secs(90));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "pump-1 did not close:\n{}",
+        pipeline.pumps[1].log_tail()
+    );
+    let pump = pipeline
+        .world
+        .registry
+        .get(NodeKind::Pump, "pump-1")
+        .await
+        .unwrap();
+    assert_eq!(pump.state, NodeState::Offline);
+    // The drainer had consumed everything pump-1 held when it was asked to close.
+    let drainer_record = pipeline
+        .world
+        .registry
+        .get(NodeKind::Drainer, "drainer-o")
+        .await
+        .unwrap();
+    assert!(
+        drainer_record.max_commit_ts >= before_close.max_commit_ts,
+        "{drainer_record:?} vs {before_close:?}"
+    );
+    let summary = run.await.unwrap().unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn disable_dispatch_and_filters_replicate_exactly_the_kept_tables() {
+    let pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer(
+        "drainer-f",
+        "disable-dispatch = true\nreplicate-do-db = [\"sim_a\"]",
+        &[],
+    );
+    let summary = workload::run(pipeline.workload(250, 19)).await.unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    let kept: Vec<String> = user_tables(&pipeline.truth)
+        .into_iter()
+        .filter(|t| t.starts_with("sim_a."))
+        .collect();
+    assert!(!kept.is_empty());
+    assert_eq!(
+        user_tables(&pipeline.downstream),
+        kept,
+        "sim_b must not be replicated"
+    );
+    for table in &kept {
+        assert_eq!(
+            rows(&pipeline.truth, table),
+            rows(&pipeline.downstream, table),
+            "table {table}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_file_sink_writes_every_transaction_in_commit_order() {
+    use binlog_drainer::binlogfile::BinlogReader;
+    use binlog_proto::pb_binlog;
+    use prost::Message;
+
+    let pipeline = Pipeline::start().await;
+    let drainer = pipeline
+        .world
+        .start_drainer("drainer-pb", &Downstream::Files, "", &[])
+        .unwrap();
+    let summary = workload::run(pipeline.workload(200, 23)).await.unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    let (mut dml, mut ddl, mut last) = (0u64, 0u64, 0i64);
+    for record in BinlogReader::open(&drainer.data_dir, 0, None).unwrap() {
+        let record = record.unwrap();
+        let binlog = pb_binlog::Binlog::decode(record.payload.as_slice()).unwrap();
+        let ts = binlog.commit_ts.unwrap();
+        assert!(
+            ts > last,
+            "binlog files out of commit order: {ts} after {last}"
+        );
+        last = ts;
+        match binlog.tp() {
+            pb_binlog::BinlogType::Dml => {
+                dml += 1;
+                for event in binlog.dml_data.unwrap().events {
+                    assert!(event.schema_name.unwrap().starts_with("sim_"));
+                    for column in event.row {
+                        pb_binlog::Column::decode(column.as_slice()).unwrap();
+                    }
+                }
+            }
+            pb_binlog::BinlogType::Ddl => ddl += 1,
+        }
+    }
+    assert_eq!(dml, summary.committed, "{summary:?}");
+    assert_eq!(ddl, summary.ddl, "{summary:?}");
+    assert!(last >= summary.last_commit_ts);
+}

@@ -1,0 +1,312 @@
+//! Conflict detection between row changes (reference drainer.md §4.4), so that changes to the
+//! same row always run on the same worker, in order, while unrelated changes run in parallel.
+//!
+//! Every change has conflict keys: one per downstream unique key whose values are all non-NULL
+//! (for updates, of the old row too), or, when none qualifies, one for the whole row. Keys are
+//! 64-bit hashes: a collision only makes two unrelated changes look related (they then share a
+//! worker), never the other way round. Changes whose keys meet form a group with one token; a
+//! change whose keys meet two different groups cannot be placed, so everything queued so far
+//! must be applied first ([`Causality::add`] says so) and the groups start afresh.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
+
+use tidb_codec::ColumnValue;
+
+use crate::table_info::TableInfo;
+use crate::txn::{Dml, DmlKind};
+
+/// What [`Causality::add`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The change belongs to the group with this token.
+    Group(u64),
+    /// The change's keys meet two groups: flush everything queued, [`Causality::reset`], and
+    /// add it again.
+    Conflict,
+}
+
+/// Groups of related conflict keys since the last reset.
+#[derive(Debug, Default)]
+pub struct Causality {
+    token_of_key: HashMap<u64, u64>,
+}
+
+impl Causality {
+    pub fn new() -> Causality {
+        Causality::default()
+    }
+
+    /// Places a change with these conflict keys in a group (joining the one its keys already
+    /// belong to, or starting one) and records its keys; on [`Placement::Conflict`] nothing is
+    /// recorded.
+    pub fn add(&mut self, keys: &[u64]) -> Placement {
+        let mut token = None;
+        for key in keys {
+            if let Some(existing) = self.token_of_key.get(key) {
+                match token {
+                    None => token = Some(*existing),
+                    Some(t) if t != *existing => return Placement::Conflict,
+                    Some(_) => {}
+                }
+            }
+        }
+        let token = match token.or_else(|| keys.first().copied()) {
+            Some(token) => token,
+            None => return Placement::Group(0),
+        };
+        for key in keys {
+            self.token_of_key.insert(*key, token);
+        }
+        Placement::Group(token)
+    }
+
+    /// Forgets every group (call once everything placed so far is applied).
+    pub fn reset(&mut self) {
+        self.token_of_key.clear();
+    }
+
+    /// Number of keys recorded, to bound memory.
+    pub fn len(&self) -> usize {
+        self.token_of_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.token_of_key.is_empty()
+    }
+}
+
+/// The worker (of `workers`) that applies a group or key.
+pub fn route(token: u64, workers: usize) -> usize {
+    // `workers` fits in u64 and the remainder is below it.
+    (token % workers.max(1) as u64) as usize
+}
+
+/// The conflict keys of a (normalized) change against its downstream table.
+pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
+    let mut keys = Vec::with_capacity(2 * table.unique_keys.len().max(1));
+    let rows: &[&[(String, ColumnValue)]] = if dml.kind == DmlKind::Update {
+        &[&dml.values, &dml.old_values]
+    } else {
+        &[&dml.values]
+    };
+    for row in rows {
+        let before = keys.len();
+        for (key, values) in table.usable_keys(row) {
+            let mut hasher = table_hasher(dml);
+            for (column, value) in key.columns.iter().zip(values) {
+                hash_name(&mut hasher, column);
+                hash_value(&mut hasher, value);
+            }
+            keys.push(hasher.finish());
+        }
+        if keys.len() == before {
+            let mut hasher = table_hasher(dml);
+            hasher.write_u8(0xff);
+            for (column, value) in row.iter() {
+                hash_name(&mut hasher, column);
+                hash_value(&mut hasher, value);
+            }
+            keys.push(hasher.finish());
+        }
+    }
+    // Order is kept (new row's keys first, PRIMARY first): without detection the first key
+    // alone routes the change, and it is the same for every change of a row that keeps its key.
+    let mut unique = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(&key) {
+            unique.push(key);
+        }
+    }
+    unique
+}
+
+fn table_hasher(dml: &Dml) -> DefaultHasher {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(dml.database.as_bytes());
+    hasher.write_u8(0);
+    hasher.write(dml.table.as_bytes());
+    hasher.write_u8(0);
+    hasher
+}
+
+fn hash_name(hasher: &mut DefaultHasher, name: &str) {
+    for byte in name.bytes() {
+        hasher.write_u8(byte.to_ascii_lowercase());
+    }
+    hasher.write_u8(0);
+}
+
+/// Hashes a value so that values the downstream may consider equal in a unique key hash alike:
+/// numbers by numeric value whatever their type, text case-insensitively and without trailing
+/// spaces (the common collations). Over-matching only costs parallelism.
+fn hash_value(hasher: &mut DefaultHasher, value: &ColumnValue) {
+    match value {
+        ColumnValue::Null => hasher.write_u8(0),
+        ColumnValue::Int(i) => number(hasher, i128::from(*i)),
+        ColumnValue::Uint(u)
+        | ColumnValue::Enum { index: u, .. }
+        | ColumnValue::Set { bits: u, .. }
+        | ColumnValue::Bit { value: u, .. } => number(hasher, i128::from(*u)),
+        ColumnValue::Float(f) => float(hasher, f64::from(*f)),
+        ColumnValue::Double(f) => float(hasher, *f),
+        ColumnValue::Text(s) => {
+            hasher.write_u8(3);
+            for c in s.trim_end_matches(' ').chars().flat_map(char::to_lowercase) {
+                hasher.write_u32(u32::from(c));
+            }
+        }
+        ColumnValue::Bytes(b) => {
+            hasher.write_u8(4);
+            hasher.write(b);
+        }
+        ColumnValue::Decimal(_)
+        | ColumnValue::Time(_)
+        | ColumnValue::Duration(_)
+        | ColumnValue::Json(_) => {
+            hasher.write_u8(5);
+            hasher.write(value.to_text().unwrap_or_default().as_bytes());
+        }
+    }
+    hasher.write_u8(0xfe);
+}
+
+fn number(hasher: &mut DefaultHasher, n: i128) {
+    hasher.write_u8(1);
+    hasher.write_i128(n);
+}
+
+fn float(hasher: &mut DefaultHasher, f: f64) {
+    hasher.write_u8(2);
+    // 0.0 and -0.0 are equal keys.
+    hasher.write_u64(if f == 0.0 { 0 } else { f.to_bits() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table_info::UniqueKey;
+
+    fn table(keys: &[(&str, &[&str])]) -> TableInfo {
+        TableInfo {
+            columns: Vec::new(),
+            generated: Vec::new(),
+            unique_keys: keys
+                .iter()
+                .map(|(name, columns)| UniqueKey {
+                    name: name.to_string(),
+                    columns: columns.iter().map(|c| c.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn dml(
+        table: &str,
+        kind: DmlKind,
+        values: &[(&str, ColumnValue)],
+        old: &[(&str, ColumnValue)],
+    ) -> Dml {
+        let row = |r: &[(&str, ColumnValue)]| {
+            r.iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        Dml {
+            database: "db".into(),
+            table: table.into(),
+            kind,
+            values: row(values),
+            old_values: row(old),
+        }
+    }
+
+    use ColumnValue::{Int, Null, Text, Uint};
+
+    fn insert(id: i64, u: ColumnValue) -> Dml {
+        dml("t", DmlKind::Insert, &[("id", Int(id)), ("u", u)], &[])
+    }
+
+    #[test]
+    fn same_unique_key_values_give_the_same_key() {
+        let info = table(&[("PRIMARY", &["id"]), ("uk", &["u"])]);
+        let a = conflict_keys(&insert(1, Text("Abc ".into())), &info);
+        let b = conflict_keys(&insert(2, Text("aBC".into())), &info);
+        let c = conflict_keys(&insert(3, Text("abd".into())), &info);
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().any(|k| b.contains(k)), "case and pad insensitive");
+        assert!(!a.iter().any(|k| c.contains(k)));
+        let signed = conflict_keys(&insert(7, Null), &info);
+        let unsigned = conflict_keys(
+            &dml("t", DmlKind::Insert, &[("id", Uint(7)), ("u", Null)], &[]),
+            &info,
+        );
+        assert_eq!(signed, unsigned);
+        assert_eq!(signed.len(), 1, "NULL unique key does not count");
+    }
+
+    #[test]
+    fn keys_differ_across_tables_and_key_columns() {
+        let info = table(&[("PRIMARY", &["id"])]);
+        let t = conflict_keys(&insert(1, Null), &info);
+        let other = conflict_keys(&dml("t2", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
+        assert_ne!(t, other);
+        let by_u = table(&[("uk", &["u"])]);
+        let k1 = conflict_keys(&dml("t", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
+        let k2 = conflict_keys(&dml("t", DmlKind::Insert, &[("u", Int(1))], &[]), &by_u);
+        assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn updates_carry_old_and_new_keys() {
+        let info = table(&[("PRIMARY", &["id"])]);
+        let update = dml(
+            "t",
+            DmlKind::Update,
+            &[("id", Int(2)), ("u", Null)],
+            &[("id", Int(1)), ("u", Null)],
+        );
+        let keys = conflict_keys(&update, &info);
+        assert_eq!(keys.len(), 2);
+        for id in [1, 2] {
+            let k = conflict_keys(&insert(id, Null), &info);
+            assert!(keys.contains(&k[0]));
+        }
+    }
+
+    #[test]
+    fn keyless_rows_fall_back_to_all_values() {
+        let info = table(&[]);
+        let a = conflict_keys(&insert(1, Text("x".into())), &info);
+        let same = conflict_keys(&insert(1, Text("x".into())), &info);
+        let other = conflict_keys(&insert(1, Text("y".into())), &info);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a, same);
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn groups_join_and_two_groups_conflict() {
+        let mut causality = Causality::new();
+        let g1 = causality.add(&[1, 2]);
+        assert_eq!(g1, Placement::Group(1));
+        assert_eq!(causality.add(&[3]), Placement::Group(3));
+        assert_eq!(causality.add(&[2, 4]), g1, "joins the group of key 2");
+        assert_eq!(causality.add(&[4]), g1);
+        assert_eq!(causality.add(&[4, 3]), Placement::Conflict);
+        assert_eq!(causality.len(), 4, "a conflict records nothing");
+        causality.reset();
+        assert!(causality.is_empty());
+        assert_eq!(causality.add(&[4, 3]), Placement::Group(4));
+    }
+
+    #[test]
+    fn routing_is_stable_and_in_range() {
+        for token in [0, 1, 15, 16, u64::MAX] {
+            let worker = route(token, 16);
+            assert!(worker < 16);
+            assert_eq!(route(token, 16), worker);
+        }
+        assert_eq!(route(123, 1), 0);
+    }
+}

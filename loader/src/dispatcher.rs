@@ -1,0 +1,447 @@
+//! The dispatcher: the one task that takes pushed transactions in order, routes their row
+//! changes to workers, runs DDL as a full barrier, and reports transactions applied in push
+//! order once every part of them is committed (reference drainer.md §4.4, §4.5).
+//!
+//! Flushing (waiting until every routed change is committed) happens before a DDL, when a
+//! change's keys meet two groups, and when the conflict-key table grows past its bound; the
+//! key table is also forgotten whenever nothing is in flight, which costs nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mysql_async::prelude::Queryable;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::causality::{self, Causality, Placement};
+use crate::ddl;
+use crate::error::{Failure, LoaderError};
+use crate::session::Link;
+use crate::sql::{self, RowChange};
+use crate::status::{AppliedPosition, Retrier, Shared};
+use crate::table_info::{self, LoadError, TableInfo};
+use crate::txn::{Ddl, Dml, Txn, TxnChange};
+use crate::worker::{self, Unit, WorkerEvent};
+
+/// Conflict keys remembered before a flush is forced (16 bytes each in the table, plus the
+/// map's overhead: a few MiB).
+const MAX_CAUSALITY_KEYS: usize = 1 << 18;
+/// Table metadata reads the server refuses before the loader stops.
+const METADATA_ATTEMPTS: u32 = 3;
+
+/// A pushed transaction with the share of the byte budget it holds until it is applied.
+pub(crate) struct Queued {
+    pub(crate) txn: Txn,
+    pub(crate) bytes: usize,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// A transaction between push and report.
+struct Pending {
+    seq: u64,
+    commit_ts: i64,
+    /// Units routed to workers and not yet committed.
+    units: usize,
+    /// All of its units are routed (or its DDL ran).
+    dispatched: bool,
+    bytes: usize,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// How changes are routed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Routing {
+    /// Each transaction whole to the single worker (`enable-dispatch = false`).
+    Serial,
+    /// By conflict groups (`enable-detect = true`) or by first key only.
+    Parallel { detect: bool },
+}
+
+pub(crate) struct Dispatcher {
+    routing: Routing,
+    shared: Arc<Shared>,
+    input: mpsc::UnboundedReceiver<Queued>,
+    workers: Vec<mpsc::UnboundedSender<Unit>>,
+    worker_tasks: JoinSet<()>,
+    events: mpsc::UnboundedReceiver<WorkerEvent>,
+    control: Link,
+    applied: watch::Sender<AppliedPosition>,
+    /// Downstream tables by database, then table name.
+    tables: HashMap<String, HashMap<String, Arc<TableInfo>>>,
+    /// Per worker, the changes of the current transaction routed to it (kept to reuse the
+    /// allocation).
+    routed: Vec<VecDeque<RowChange>>,
+    causality: Causality,
+    pending: VecDeque<Pending>,
+    next_seq: u64,
+    in_flight: usize,
+}
+
+/// The channels and connections a dispatcher works with.
+pub(crate) struct DispatcherParts {
+    pub(crate) routing: Routing,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) input: mpsc::UnboundedReceiver<Queued>,
+    pub(crate) workers: Vec<mpsc::UnboundedSender<Unit>>,
+    pub(crate) worker_tasks: JoinSet<()>,
+    pub(crate) events: mpsc::UnboundedReceiver<WorkerEvent>,
+    pub(crate) control: Link,
+    pub(crate) applied: watch::Sender<AppliedPosition>,
+}
+
+enum Next {
+    Event(WorkerEvent),
+    Input(Option<Queued>),
+}
+
+impl Dispatcher {
+    pub(crate) fn new(parts: DispatcherParts) -> Dispatcher {
+        Dispatcher {
+            routing: parts.routing,
+            shared: parts.shared,
+            input: parts.input,
+            workers: parts.workers,
+            worker_tasks: parts.worker_tasks,
+            events: parts.events,
+            control: parts.control,
+            applied: parts.applied,
+            tables: HashMap::new(),
+            routed: Vec::new(),
+            causality: Causality::new(),
+            pending: VecDeque::new(),
+            next_seq: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// Runs until the input closes and everything is applied, or until an error stops it.
+    pub(crate) async fn run(mut self) -> Result<(), LoaderError> {
+        let result = self.serve().await;
+        match &result {
+            Ok(()) => {
+                self.workers.clear();
+                while self.worker_tasks.join_next().await.is_some() {}
+            }
+            Err(_) => self.worker_tasks.abort_all(),
+        }
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), LoaderError> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                Some(event) = self.events.recv() => Next::Event(event),
+                queued = self.input.recv() => Next::Input(queued),
+            };
+            match next {
+                Next::Event(event) => self.on_event(event)?,
+                Next::Input(Some(queued)) => self.process(queued).await?,
+                Next::Input(None) => return self.flush().await,
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: WorkerEvent) -> Result<(), LoaderError> {
+        let seqs = match event {
+            WorkerEvent::Applied(seqs) => seqs,
+            WorkerEvent::Failed(err) => return Err(err),
+        };
+        let front = self.pending.front().map_or(0, |p| p.seq);
+        for seq in seqs {
+            let index = seq
+                .checked_sub(front)
+                .and_then(|i| usize::try_from(i).ok())
+                .unwrap_or(usize::MAX);
+            if let Some(pending) = self.pending.get_mut(index) {
+                pending.units -= 1;
+                self.in_flight -= 1;
+            }
+        }
+        if self.in_flight == 0 {
+            self.causality.reset();
+        }
+        self.report();
+        Ok(())
+    }
+
+    /// Reports the applied prefix of the pending transactions and releases their budget.
+    fn report(&mut self) {
+        let mut position = None;
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.dispatched && p.units == 0)
+        {
+            if let Some(done) = self.pending.pop_front() {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(done.bytes, Ordering::Relaxed);
+                position = Some(AppliedPosition {
+                    txns: done.seq,
+                    commit_ts: done.commit_ts,
+                });
+            }
+        }
+        if let Some(position) = position {
+            self.applied.send_replace(position);
+        }
+    }
+
+    /// Waits until everything routed so far is committed, then forgets the conflict groups.
+    async fn flush(&mut self) -> Result<(), LoaderError> {
+        while self.in_flight > 0 {
+            match self.events.recv().await {
+                Some(event) => self.on_event(event)?,
+                None => return Err(LoaderError::Stopped),
+            }
+        }
+        self.causality.reset();
+        Ok(())
+    }
+
+    async fn process(&mut self, queued: Queued) -> Result<(), LoaderError> {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let commit_ts = queued.txn.commit_ts;
+        self.pending.push_back(Pending {
+            seq,
+            commit_ts,
+            units: 0,
+            dispatched: false,
+            bytes: queued.bytes,
+            _permit: queued.permit,
+        });
+        match queued.txn.change {
+            TxnChange::Ddl(ddl) => {
+                if ddl.should_skip {
+                    tracing::info!(commit_ts, sql = %ddl.sql, "skipping DDL");
+                } else {
+                    self.flush().await?;
+                    self.execute_ddl(commit_ts, &ddl).await?;
+                }
+                self.evict(&ddl);
+            }
+            TxnChange::Dml(dmls) => self.dispatch(seq, commit_ts, dmls).await?,
+        }
+        if let Some(pending) = self.pending.back_mut() {
+            pending.dispatched = true;
+        }
+        self.report();
+        Ok(())
+    }
+
+    async fn dispatch(
+        &mut self,
+        seq: u64,
+        commit_ts: i64,
+        dmls: Vec<Dml>,
+    ) -> Result<(), LoaderError> {
+        let mut routed = std::mem::take(&mut self.routed);
+        routed.resize_with(self.workers.len(), VecDeque::new);
+        for dml in dmls {
+            let change = self.prepare(commit_ts, dml).await?;
+            let worker = match self.routing {
+                Routing::Serial => 0,
+                Routing::Parallel { detect } => {
+                    let keys = causality::conflict_keys(&change.dml, &change.table);
+                    if detect {
+                        let placement = match self.causality.add(&keys) {
+                            Placement::Conflict => {
+                                // Route what this transaction has so far, apply everything,
+                                // then start the groups afresh.
+                                self.send(seq, &mut routed)?;
+                                self.flush().await?;
+                                self.causality.add(&keys)
+                            }
+                            placement => placement,
+                        };
+                        match placement {
+                            Placement::Group(token) => causality::route(token, self.workers.len()),
+                            Placement::Conflict => 0,
+                        }
+                    } else {
+                        causality::route(keys.first().copied().unwrap_or(0), self.workers.len())
+                    }
+                }
+            };
+            routed[worker].push_back(change);
+        }
+        self.send(seq, &mut routed)?;
+        self.routed = routed;
+        if self.causality.len() > MAX_CAUSALITY_KEYS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the routed changes of transaction `seq` to their workers.
+    fn send(&mut self, seq: u64, routed: &mut [VecDeque<RowChange>]) -> Result<(), LoaderError> {
+        for (worker, changes) in routed.iter_mut().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            let unit = Unit {
+                seq,
+                changes: std::mem::take(changes),
+            };
+            self.workers[worker]
+                .send(unit)
+                .map_err(|_| LoaderError::Stopped)?;
+            self.in_flight += 1;
+            if let Some(pending) = self.pending.back_mut() {
+                pending.units += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches the downstream table to a change and normalizes its values.
+    async fn prepare(&mut self, commit_ts: i64, mut dml: Dml) -> Result<RowChange, LoaderError> {
+        let cached = self
+            .tables
+            .get(&dml.database)
+            .and_then(|tables| tables.get(&dml.table))
+            .cloned();
+        let table = match cached {
+            Some(table) => table,
+            None => {
+                let table = Arc::new(
+                    self.load_table(commit_ts, &dml.database, &dml.table)
+                        .await?,
+                );
+                if table.unique_keys.is_empty() {
+                    tracing::warn!(
+                        table = %sql::quote_table(&dml.database, &dml.table),
+                        "downstream table has no primary or unique key: updates and deletes match every column and may be slow"
+                    );
+                }
+                self.tables
+                    .entry(dml.database.clone())
+                    .or_default()
+                    .insert(dml.table.clone(), table.clone());
+                table
+            }
+        };
+        sql::normalize(&mut dml, &table);
+        Ok(RowChange {
+            commit_ts,
+            dml,
+            table,
+        })
+    }
+
+    async fn load_table(
+        &mut self,
+        commit_ts: i64,
+        database: &str,
+        table: &str,
+    ) -> Result<TableInfo, LoaderError> {
+        let shared = self.shared.clone();
+        let mut retrier = Retrier::new(&shared, "control".into());
+        let mut refusals = 0u32;
+        let fail = |message: String| LoaderError::TableInfo {
+            commit_ts,
+            table: sql::quote_table(database, table),
+            message,
+        };
+        loop {
+            let timeout = self.control.read_timeout();
+            let result = match self.control.conn().await {
+                Ok(conn) => {
+                    match tokio::time::timeout(timeout, table_info::load(conn, database, table))
+                        .await
+                    {
+                        Ok(Ok(info)) => Ok(info),
+                        Ok(Err(LoadError::Sql(err))) => Err(Failure::from(err)),
+                        Ok(Err(LoadError::Missing)) => {
+                            return Err(fail("the table does not exist downstream".into()));
+                        }
+                        Ok(Err(LoadError::Shape(message))) => return Err(fail(message)),
+                        Err(_) => Err(Failure::timeout("reading table metadata", timeout)),
+                    }
+                }
+                Err(failure) => Err(failure),
+            };
+            let failure = match result {
+                Ok(info) => {
+                    retrier.succeeded();
+                    return Ok(info);
+                }
+                Err(failure) => failure,
+            };
+            match &failure {
+                Failure::Connection(_) => self.control.reset(),
+                Failure::Transient { .. } => {}
+                Failure::Statement { .. } => {
+                    refusals += 1;
+                    if refusals >= METADATA_ATTEMPTS {
+                        return Err(fail(failure.message()));
+                    }
+                }
+            }
+            let wait = retrier.failed("reading table metadata", &failure);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Runs a DDL alone (`USE db` first unless it creates a database); errors that mean "already
+    /// done" count as success.
+    async fn execute_ddl(&mut self, commit_ts: i64, ddl: &Ddl) -> Result<(), LoaderError> {
+        let shared = self.shared.clone();
+        let mut retrier = Retrier::new(&shared, "control".into());
+        loop {
+            let failure = match self.try_ddl(ddl).await {
+                Ok(()) => {
+                    retrier.succeeded();
+                    tracing::info!(commit_ts, sql = %ddl.sql, "executed DDL");
+                    return Ok(());
+                }
+                Err(failure) => failure,
+            };
+            match &failure {
+                Failure::Statement { code, .. }
+                    if ddl::IGNORABLE_DDL_CODES.contains(code)
+                        || ddl::is_set_tiflash_replica(&ddl.sql) =>
+                {
+                    retrier.succeeded();
+                    tracing::warn!(commit_ts, sql = %ddl.sql, error = %failure.message(), "DDL error ignored: the change is already in place");
+                    return Ok(());
+                }
+                Failure::Statement { .. } => {
+                    return Err(LoaderError::Ddl {
+                        commit_ts,
+                        sql: ddl.sql.clone(),
+                        message: failure.message(),
+                    });
+                }
+                Failure::Connection(_) => self.control.reset(),
+                Failure::Transient { .. } => {}
+            }
+            let wait = retrier.failed("executing DDL", &failure);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn try_ddl(&mut self, ddl: &Ddl) -> Result<(), Failure> {
+        let timeout = self.control.read_timeout();
+        let conn = self.control.conn().await?;
+        if !ddl.database.is_empty() && !ddl::is_create_database(&ddl.sql) {
+            let use_db = format!("USE {}", sql::quote_ident(&ddl.database));
+            worker::with_timeout(timeout, "USE", conn.query_drop(use_db)).await?;
+        }
+        conn.query_drop(ddl.sql.as_str()).await?;
+        Ok(())
+    }
+
+    /// Forgets cached metadata a DDL may have changed: the table's, or the whole database's
+    /// for a database-level DDL.
+    fn evict(&mut self, ddl: &Ddl) {
+        if ddl.table.is_empty() {
+            self.tables.remove(&ddl.database);
+        } else if let Some(tables) = self.tables.get_mut(&ddl.database) {
+            tables.remove(&ddl.table);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The loader's handle: push transactions (back-pressured by a byte budget), watch how far they
+//! are applied, switch safe mode, read the status, close.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::LoaderConfig;
+use crate::dispatcher::{Dispatcher, DispatcherParts, Queued, Routing};
+use crate::error::LoaderError;
+use crate::session::{Link, Role, Sessions};
+use crate::status::{AppliedPosition, LoaderStatus, Shared};
+use crate::txn::Txn;
+use crate::worker::Worker;
+
+/// A running loader. All methods take `&self`, so it can be shared (e.g. in an `Arc`) between
+/// the task that pushes and the ones that read its status.
+pub struct Loader {
+    input: Mutex<Option<mpsc::UnboundedSender<Queued>>>,
+    budget: Arc<Semaphore>,
+    budget_limit: usize,
+    shared: Arc<Shared>,
+    applied: watch::Receiver<AppliedPosition>,
+    dispatcher: tokio::sync::Mutex<Option<JoinHandle<Result<(), LoaderError>>>>,
+}
+
+impl Loader {
+    /// Checks the configuration, connects once to prove the downstream is reachable (failing
+    /// with [`LoaderError::Connect`] otherwise), and starts the dispatcher and the workers. After
+    /// this, an unreachable downstream is retried without end.
+    pub async fn connect(config: LoaderConfig) -> Result<Loader, LoaderError> {
+        config.validate()?;
+        let sessions = Arc::new(Sessions::new(&config));
+        let mut control = Link::new(sessions.clone(), Role::Control);
+        control
+            .conn()
+            .await
+            .map_err(|failure| LoaderError::Connect {
+                addr: config.addr(),
+                message: failure.message(),
+            })?;
+
+        let shared = Arc::new(Shared::default());
+        shared.safe_mode.store(config.safe_mode, Ordering::Relaxed);
+        let (routing, worker_count, batch_size) = if config.enable_dispatch {
+            let routing = Routing::Parallel {
+                detect: config.enable_detect,
+            };
+            (routing, config.worker_count, Some(config.batch_size))
+        } else {
+            (Routing::Serial, 1, None)
+        };
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut worker_tasks = JoinSet::new();
+        let mut workers = Vec::with_capacity(worker_count);
+        for id in 0..worker_count {
+            let (units_tx, units) = mpsc::unbounded_channel();
+            workers.push(units_tx);
+            let worker = Worker {
+                id,
+                link: Link::new(sessions.clone(), Role::Worker),
+                shared: shared.clone(),
+                batch_size,
+            };
+            worker_tasks.spawn(worker.run(units, events_tx.clone()));
+        }
+        drop(events_tx);
+
+        let (input_tx, input) = mpsc::unbounded_channel();
+        let (applied_tx, applied) = watch::channel(AppliedPosition::default());
+        let budget_limit = config
+            .max_buffered_bytes
+            .min(u32::MAX as usize)
+            .min(Semaphore::MAX_PERMITS);
+        let budget = Arc::new(Semaphore::new(budget_limit));
+        let dispatcher = Dispatcher::new(DispatcherParts {
+            routing,
+            shared: shared.clone(),
+            input,
+            workers,
+            worker_tasks,
+            events,
+            control,
+            applied: applied_tx,
+        });
+        let task_shared = shared.clone();
+        let task_budget = budget.clone();
+        let handle = tokio::spawn(async move {
+            let result = dispatcher.run().await;
+            if let Err(err) = &result {
+                tracing::error!(error = %err, "loader stopped");
+                task_shared.set_failed(err.clone());
+            }
+            // Wakes pushes waiting for budget that will never be released.
+            task_budget.close();
+            result
+        });
+        Ok(Loader {
+            input: Mutex::new(Some(input_tx)),
+            budget,
+            budget_limit,
+            shared,
+            applied,
+            dispatcher: tokio::sync::Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Queues a transaction behind those pushed before. Waits while the queued transactions
+    /// hold `max_buffered_bytes` (a larger transaction waits for the whole budget and then goes
+    /// alone). Fails with the loader's error once it has stopped.
+    pub async fn push(&self, txn: Txn) -> Result<(), LoaderError> {
+        let bytes = txn.approx_bytes();
+        // Both bounds are at most u32::MAX (see `connect`).
+        let permits = bytes.clamp(1, self.budget_limit) as u32;
+        let permit = match self.budget.clone().acquire_many_owned(permits).await {
+            Ok(permit) => permit,
+            Err(_) => return Err(self.stopped_error()),
+        };
+        let input = self
+            .input
+            .lock()
+            .ok()
+            .and_then(|input| input.clone())
+            .ok_or_else(|| self.stopped_error())?;
+        self.shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        input
+            .send(Queued { txn, bytes, permit })
+            .map_err(|_| self.stopped_error())
+    }
+
+    /// How far pushed transactions are applied. Positions only grow; the sender is dropped
+    /// when the loader stops (then [`Loader::close`] tells why).
+    pub fn applied(&self) -> watch::Receiver<AppliedPosition> {
+        self.applied.clone()
+    }
+
+    /// Switches safe mode; chunks started from now on use the new mode.
+    pub fn set_safe_mode(&self, on: bool) {
+        if self.shared.safe_mode.swap(on, Ordering::Relaxed) != on {
+            tracing::info!(safe_mode = on, "loader safe mode switched");
+        }
+    }
+
+    pub fn safe_mode(&self) -> bool {
+        self.shared.safe_mode()
+    }
+
+    pub fn status(&self) -> LoaderStatus {
+        self.shared.status(*self.applied.borrow())
+    }
+
+    /// Stops taking transactions, waits until those pushed are applied, and returns the error
+    /// that stopped the loader, if any. Later calls return the same error.
+    pub async fn close(&self) -> Result<(), LoaderError> {
+        if let Ok(mut input) = self.input.lock() {
+            input.take();
+        }
+        if let Some(handle) = self.dispatcher.lock().await.take() {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => self.shared.set_failed(err),
+                Err(join) => self
+                    .shared
+                    .set_failed(LoaderError::Crashed(join.to_string())),
+            }
+        }
+        match self.shared.failed() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped_error(&self) -> LoaderError {
+        self.shared.failed().unwrap_or(LoaderError::Stopped)
+    }
+}

@@ -1,0 +1,315 @@
+//! A worker: one downstream connection applying the row changes routed to it, in order, in
+//! chunks of up to `batch_size` changes, each chunk in one downstream transaction.
+//!
+//! A chunk is kept until it is committed: connection losses and passing server errors are
+//! retried without end (the downstream may be down for a while), a refused statement a few
+//! times before the loader stops. When the connection is lost while a commit may have happened
+//! (during `COMMIT`, or during a chunk's only statement, which autocommits), the chunk is
+//! re-applied in safe mode, which is idempotent for rows with a unique key.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params};
+use tokio::sync::mpsc;
+
+use crate::error::{Failure, LoaderError, shorten};
+use crate::session::Link;
+use crate::sql::{self, Planned, RowChange, Statement};
+use crate::status::{Retrier, Shared};
+
+/// How often a statement the server refuses is tried before the loader stops.
+const STATEMENT_ATTEMPTS: u32 = 3;
+/// Statement text kept in error messages.
+const SQL_IN_MESSAGES: usize = 1000;
+
+/// The row changes of one transaction routed to one worker. A transaction may be split into
+/// several units (one per worker it touches, more when a conflict forced a flush mid-way).
+#[derive(Debug)]
+pub(crate) struct Unit {
+    pub(crate) seq: u64,
+    pub(crate) changes: VecDeque<RowChange>,
+}
+
+/// What a worker tells the dispatcher.
+#[derive(Debug)]
+pub(crate) enum WorkerEvent {
+    /// These units (by transaction sequence number, one entry per unit) are committed.
+    Applied(Vec<u64>),
+    /// The worker stopped on this error.
+    Failed(LoaderError),
+}
+
+pub(crate) struct Worker {
+    pub(crate) id: usize,
+    pub(crate) link: Link,
+    pub(crate) shared: Arc<Shared>,
+    /// Changes per downstream transaction; `None`: one unit (one upstream transaction) each.
+    pub(crate) batch_size: Option<usize>,
+}
+
+/// Where an attempt to apply a chunk failed.
+struct AttemptError {
+    failure: Failure,
+    /// The statement that failed (empty while connecting).
+    sql: String,
+    /// Index in the chunk of the first change that statement writes.
+    source: usize,
+    /// The failure happened while the chunk may have been committed.
+    maybe_committed: bool,
+}
+
+impl Worker {
+    pub(crate) async fn run(
+        mut self,
+        mut units: mpsc::UnboundedReceiver<Unit>,
+        events: mpsc::UnboundedSender<WorkerEvent>,
+    ) {
+        let mut queue: VecDeque<Unit> = VecDeque::new();
+        let mut queued = 0usize;
+        loop {
+            if queue.is_empty() {
+                match units.recv().await {
+                    Some(unit) => {
+                        queued += unit.changes.len();
+                        queue.push_back(unit);
+                    }
+                    None => return,
+                }
+            }
+            if let Some(batch) = self.batch_size {
+                while queued < batch {
+                    match units.try_recv() {
+                        Ok(unit) => {
+                            queued += unit.changes.len();
+                            queue.push_back(unit);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            let (chunk, done) = self.take_chunk(&mut queue);
+            queued -= chunk.len();
+            let event = match self.apply(&chunk).await {
+                Ok(()) => WorkerEvent::Applied(done),
+                Err(err) => WorkerEvent::Failed(err),
+            };
+            let failed = matches!(event, WorkerEvent::Failed(_));
+            if events.send(event).is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// The next chunk from the front of the queue and the units it completes.
+    fn take_chunk(&self, queue: &mut VecDeque<Unit>) -> (Vec<RowChange>, Vec<u64>) {
+        let Some(batch) = self.batch_size else {
+            return match queue.pop_front() {
+                Some(unit) => (unit.changes.into(), vec![unit.seq]),
+                None => (Vec::new(), Vec::new()),
+            };
+        };
+        let mut chunk = Vec::with_capacity(batch);
+        let mut done = Vec::new();
+        while chunk.len() < batch {
+            let Some(front) = queue.front_mut() else {
+                break;
+            };
+            let take = (batch - chunk.len()).min(front.changes.len());
+            chunk.extend(front.changes.drain(..take));
+            if front.changes.is_empty() {
+                done.push(front.seq);
+                queue.pop_front();
+            }
+        }
+        (chunk, done)
+    }
+
+    /// Applies a chunk, retrying until it is committed or a statement is refused too often.
+    async fn apply(&mut self, chunk: &[RowChange]) -> Result<(), LoaderError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let mut retrier = Retrier::new(&shared, format!("worker {}", self.id));
+        let mut refusals = 0u32;
+        let mut replay_safely = false;
+        loop {
+            let safe_mode = replay_safely || shared.safe_mode();
+            let planned = sql::plan(chunk, safe_mode);
+            let Err(err) = self.attempt(planned).await else {
+                retrier.succeeded();
+                return Ok(());
+            };
+            match &err.failure {
+                Failure::Connection(_) => {
+                    self.link.reset();
+                    replay_safely |= err.maybe_committed;
+                }
+                Failure::Transient { .. } => self.rollback().await,
+                Failure::Statement { .. } => {
+                    refusals += 1;
+                    if refusals >= STATEMENT_ATTEMPTS {
+                        return Err(LoaderError::Dml {
+                            commit_ts: chunk.get(err.source).map_or(0, |c| c.commit_ts),
+                            sql: shorten(&err.sql, SQL_IN_MESSAGES),
+                            message: err.failure.message(),
+                            attempts: refusals,
+                        });
+                    }
+                    self.rollback().await;
+                }
+            }
+            let wait = retrier.failed("applying a chunk of row changes", &err.failure);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: a chunk of one statement runs alone (it autocommits), a longer one inside
+    /// `BEGIN … COMMIT`.
+    async fn attempt(&mut self, planned: Vec<Planned>) -> Result<(), AttemptError> {
+        let timeout = self.link.read_timeout();
+        let conn = self.link.conn().await.map_err(|failure| AttemptError {
+            failure,
+            sql: String::new(),
+            source: 0,
+            maybe_committed: false,
+        })?;
+        if planned.len() == 1 {
+            for p in planned {
+                execute(conn, timeout, p, true).await?;
+            }
+            return Ok(());
+        }
+        let control = |sql: &'static str, maybe_committed: bool| {
+            move |failure| AttemptError {
+                failure,
+                sql: sql.to_string(),
+                source: 0,
+                maybe_committed,
+            }
+        };
+        with_timeout(timeout, "BEGIN", conn.query_drop("BEGIN"))
+            .await
+            .map_err(control("BEGIN", false))?;
+        for p in planned {
+            execute(conn, timeout, p, false).await?;
+        }
+        with_timeout(timeout, "COMMIT", conn.query_drop("COMMIT"))
+            .await
+            .map_err(control("COMMIT", true))
+    }
+
+    /// Ends a failed transaction; a connection that cannot is given up.
+    async fn rollback(&mut self) {
+        let timeout = self.link.read_timeout();
+        let Ok(conn) = self.link.conn().await else {
+            return;
+        };
+        if with_timeout(timeout, "ROLLBACK", conn.query_drop("ROLLBACK"))
+            .await
+            .is_err()
+        {
+            self.link.reset();
+        }
+    }
+}
+
+async fn execute(
+    conn: &mut Conn,
+    timeout: Duration,
+    planned: Planned,
+    autocommit: bool,
+) -> Result<(), AttemptError> {
+    let Planned {
+        statement: Statement { sql, params },
+        source,
+    } = planned;
+    let params = if params.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(params)
+    };
+    with_timeout(timeout, "a statement", conn.exec_drop(sql.as_str(), params))
+        .await
+        .map_err(|failure| AttemptError {
+            maybe_committed: autocommit && matches!(failure, Failure::Connection(_)),
+            failure,
+            sql,
+            source,
+        })
+}
+
+/// Runs a driver call with the read timeout; a call that times out leaves its connection in an
+/// unknown state, so it counts as a lost connection.
+pub(crate) async fn with_timeout<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(_) => Err(Failure::timeout(what, timeout)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoaderConfig;
+    use crate::session::{Role, Sessions};
+    use crate::table_info::TableInfo;
+    use crate::txn::{Dml, DmlKind};
+
+    fn worker(batch_size: Option<usize>) -> Worker {
+        let sessions = Arc::new(Sessions::new(&LoaderConfig::new("127.0.0.1", 1, "u", "")));
+        Worker {
+            id: 0,
+            link: Link::new(sessions, Role::Worker),
+            shared: Arc::new(Shared::default()),
+            batch_size,
+        }
+    }
+
+    fn unit(seq: u64, len: usize) -> Unit {
+        let change = RowChange {
+            commit_ts: seq as i64,
+            dml: Dml {
+                database: "d".into(),
+                table: "t".into(),
+                kind: DmlKind::Insert,
+                values: Vec::new(),
+                old_values: Vec::new(),
+            },
+            table: Arc::new(TableInfo::default()),
+        };
+        Unit {
+            seq,
+            changes: std::iter::repeat_n(change, len).collect(),
+        }
+    }
+
+    #[test]
+    fn chunks_split_units_and_report_units_once_complete() {
+        let w = worker(Some(4));
+        let mut queue: VecDeque<Unit> = [unit(1, 3), unit(2, 3), unit(3, 1)].into();
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!((chunk.len(), done), (4, vec![1]));
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!((chunk.len(), done), (3, vec![2, 3]));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn without_dispatch_a_chunk_is_exactly_one_unit() {
+        let w = worker(None);
+        let mut queue: VecDeque<Unit> = [unit(1, 50), unit(2, 1)].into();
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!((chunk.len(), done), (50, vec![1]));
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!((chunk.len(), done), (1, vec![2]));
+    }
+}
