@@ -206,6 +206,13 @@ pub fn delete_old_row(dml: &Dml, table: &TableInfo) -> Statement {
     delete_row(dml, &dml.old_values, table)
 }
 
+/// Safe mode for a table without any unique key, where REPLACE cannot find an applied row:
+/// `DELETE FROM t WHERE <row> LIMIT 1` of the row about to be written, so re-applying a change
+/// leaves one copy, not two.
+pub fn delete_new_row(dml: &Dml, table: &TableInfo) -> Statement {
+    delete_row(dml, &dml.values, table)
+}
+
 /// Whether `next` can join a multi-row insert that starts with `first`.
 fn same_insert_shape(first: &Dml, next: &Dml) -> bool {
     next.kind == DmlKind::Insert
@@ -221,7 +228,8 @@ fn same_insert_shape(first: &Dml, next: &Dml) -> bool {
 
 /// The statements that apply `changes` in order. Normal mode: INSERT / UPDATE / DELETE. Safe
 /// mode (§4.3), idempotent when re-applied: insert → REPLACE, update → DELETE by the old row
-/// then REPLACE the new one, delete unchanged. Consecutive inserts into one table with the same
+/// then REPLACE the new one, delete unchanged; on a table without unique keys (where REPLACE
+/// finds nothing to replace) inserts and updates first delete one copy of the row they write. Consecutive inserts into one table with the same
 /// columns become one multi-row statement, bounded by [`MAX_PLACEHOLDERS`] and
 /// [`MAX_STATEMENT_BYTES`].
 pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
@@ -230,7 +238,18 @@ pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
     while i < changes.len() {
         let change = &changes[i];
         let dml = &change.dml;
+        let keyless = change.table.unique_keys.is_empty();
         match dml.kind {
+            DmlKind::Insert if safe_mode && keyless => {
+                planned.push(Planned {
+                    statement: delete_new_row(dml, &change.table),
+                    source: i,
+                });
+                planned.push(Planned {
+                    statement: insert(dml, false),
+                    source: i,
+                });
+            }
             DmlKind::Insert => {
                 let columns = dml.values.len().max(1);
                 let mut end = i + 1;
@@ -256,6 +275,12 @@ pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
                     statement: delete_old_row(dml, &change.table),
                     source: i,
                 });
+                if keyless {
+                    planned.push(Planned {
+                        statement: delete_new_row(dml, &change.table),
+                        source: i,
+                    });
+                }
                 planned.push(Planned {
                     statement: insert(dml, true),
                     source: i,
@@ -475,6 +500,28 @@ mod tests {
         );
         let total: usize = planned.iter().map(|p| p.statement.params.len()).sum();
         assert_eq!(total, 200 * 1000);
+    }
+
+    #[test]
+    fn safe_mode_on_a_keyless_table_deletes_the_written_row_first() {
+        let info = table(&[]);
+        let chunk = vec![
+            change(DmlKind::Insert, &[("a", Int(1))], &[], &info),
+            change(DmlKind::Update, &[("a", Int(2))], &[("a", Int(1))], &info),
+        ];
+        let planned = plan(&chunk, true);
+        assert_eq!(
+            sqls(&planned),
+            [
+                "DELETE FROM `d``b`.`t` WHERE `a` = ? LIMIT 1",
+                "INSERT INTO `d``b`.`t`(`a`) VALUES (?)",
+                "DELETE FROM `d``b`.`t` WHERE `a` = ? LIMIT 1",
+                "DELETE FROM `d``b`.`t` WHERE `a` = ? LIMIT 1",
+                "REPLACE INTO `d``b`.`t`(`a`) VALUES (?)",
+            ]
+        );
+        assert_eq!(planned[2].statement.params, [Value::Int(1)]);
+        assert_eq!(planned[3].statement.params, [Value::Int(2)]);
     }
 
     #[test]
