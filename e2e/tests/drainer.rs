@@ -443,3 +443,114 @@ async fn the_file_sink_writes_every_transaction_in_commit_order() {
     assert_eq!(ddl, summary.ddl, "{summary:?}");
     assert!(last >= summary.last_commit_ts);
 }
+
+fn binlogctl(world: &World, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(e2e::bin_path("binlogctl"))
+        .arg(format!("-pd-urls={}", world.pd_sim.url()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The original suite's `status` case: pause and offline a pump and the drainer through
+/// binlogctl, then a stale `online` drainer record keeps a new pump from joining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_state_scenario_of_the_original_test_suite() {
+    let mut pipeline = Pipeline::start().await;
+    let world = &pipeline.world;
+    let mut drainer = pipeline.drainer("drainer-st", "", &[]);
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-st", NodeState::Online)
+            .await
+    );
+
+    let paused = binlogctl(world, &["-cmd=pause-pump", "-node-id=pump-0"]);
+    assert!(
+        paused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-0", NodeState::Paused)
+            .await
+    );
+    pipeline.pumps[0].restart().unwrap();
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-0", NodeState::Online)
+            .await
+    );
+    let offline = binlogctl(world, &["-cmd=offline-pump", "-node-id=pump-0"]);
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Pump, "pump-0", NodeState::Offline)
+            .await
+    );
+
+    let paused = binlogctl(world, &["-cmd=pause-drainer", "-node-id=drainer-st"]);
+    assert!(
+        paused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-st", NodeState::Paused)
+            .await
+    );
+    drainer.restart().unwrap();
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-st", NodeState::Online)
+            .await
+    );
+    let offline = binlogctl(world, &["-cmd=offline-drainer", "-node-id=drainer-st"]);
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-st", NodeState::Offline)
+            .await
+    );
+    assert!(drainer.wait_exit(Duration::from_secs(30)).is_some());
+
+    // Nobody serves drainer-st any more, but its record claims it is online: a new pump must
+    // notify it, fails, and stays offline.
+    let forced = binlogctl(
+        world,
+        &[
+            "-cmd=update-drainer",
+            "-node-id=drainer-st",
+            "-state=online",
+        ],
+    );
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let mut newcomer = world.start_pump("pump-new", &[]).unwrap();
+    let exit = newcomer.wait_exit(Duration::from_secs(60));
+    assert_eq!(
+        exit.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        newcomer.log_tail()
+    );
+    let record = world
+        .registry
+        .get(NodeKind::Pump, "pump-new")
+        .await
+        .unwrap();
+    assert_eq!(record.state, NodeState::Offline);
+}
