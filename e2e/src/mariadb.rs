@@ -13,6 +13,16 @@ pub struct MariaDb {
     process: ChildProcess,
     port: u16,
     dir: tempfile::TempDir,
+    tls: Option<ServerTls>,
+}
+
+/// TLS for a test server: its CA, certificate and key (PEM). A server started with TLS refuses
+/// plain TCP connections (`require_secure_transport`).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 fn run(command: &mut Command, what: &str) -> anyhow::Result<String> {
@@ -33,7 +43,7 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<String> {
 }
 
 /// Starts `mariadbd` on the data directory under `dir` (initialised by [`MariaDb::start`]).
-fn spawn_server(dir: &Path, port: u16) -> anyhow::Result<ChildProcess> {
+fn spawn_server(dir: &Path, port: u16, tls: Option<&ServerTls>) -> anyhow::Result<ChildProcess> {
     let data = dir.join("data");
     let init = dir.join("init.sql");
     let mut command = Command::new("mariadbd");
@@ -55,6 +65,13 @@ fn spawn_server(dir: &Path, port: u16) -> anyhow::Result<ChildProcess> {
         .arg("--skip-log-bin")
         .arg("--max-connections=500")
         .arg("--max-allowed-packet=1G");
+    if let Some(tls) = tls {
+        command
+            .arg(format!("--ssl-ca={}", tls.ca.display()))
+            .arg(format!("--ssl-cert={}", tls.cert.display()))
+            .arg(format!("--ssl-key={}", tls.key.display()))
+            .arg("--require-secure-transport=ON");
+    }
     Ok(ChildProcess::spawn(
         "mariadbd",
         command,
@@ -65,6 +82,15 @@ fn spawn_server(dir: &Path, port: u16) -> anyhow::Result<ChildProcess> {
 impl MariaDb {
     /// Initialises a data directory, starts the server and waits until it answers queries.
     pub fn start() -> anyhow::Result<MariaDb> {
+        MariaDb::start_with(None)
+    }
+
+    /// Like [`MariaDb::start`], serving TLS only.
+    pub fn start_tls(tls: ServerTls) -> anyhow::Result<MariaDb> {
+        MariaDb::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<ServerTls>) -> anyhow::Result<MariaDb> {
         let dir = tempfile::Builder::new().prefix("e2e-mariadb").tempdir()?;
         let data = dir.path().join("data");
         let tmp = dir.path().join("tmp");
@@ -88,8 +114,13 @@ impl MariaDb {
              GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n",
         )?;
         let port = free_port();
-        let process = spawn_server(dir.path(), port)?;
-        let mut db = MariaDb { process, port, dir };
+        let process = spawn_server(dir.path(), port, tls.as_ref())?;
+        let mut db = MariaDb {
+            process,
+            port,
+            dir,
+            tls,
+        };
         db.wait_ready()?;
         Ok(db)
     }
@@ -120,7 +151,7 @@ impl MariaDb {
     /// waits until it answers.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process = spawn_server(self.dir.path(), self.port)?;
+        self.process = spawn_server(self.dir.path(), self.port, self.tls.as_ref())?;
         self.wait_ready()
     }
 
@@ -141,9 +172,16 @@ impl MariaDb {
 
     /// Runs SQL through the `mariadb` client over TCP and returns the tab-separated rows.
     pub fn query(&self, sql: &str) -> anyhow::Result<String> {
-        run(
-            Command::new("mariadb")
+        let mut command = Command::new("mariadb");
+        if let Some(tls) = &self.tls {
+            command
                 .arg("--no-defaults")
+                .arg(format!("--ssl-ca={}", tls.ca.display()));
+        } else {
+            command.arg("--no-defaults");
+        }
+        run(
+            command
                 .arg("--protocol=TCP")
                 .arg("-h127.0.0.1")
                 .arg(format!("-P{}", self.port))

@@ -554,3 +554,31 @@ async fn the_state_scenario_of_the_original_test_suite() {
         .unwrap();
     assert_eq!(record.state, NodeState::Offline);
 }
+
+/// `[syncer.to.security]`: the drainer reaches a downstream that accepts TLS connections only,
+/// for its rows and for its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_drainer_reaches_a_tls_only_downstream() {
+    let mut pipeline = Pipeline::start().await;
+    let pki = e2e::pki::Pki::new().unwrap();
+    pipeline.downstream = MariaDb::start_tls(e2e::mariadb::ServerTls {
+        ca: pki.ca.clone(),
+        cert: pki.server.cert.clone(),
+        key: pki.server.key.clone(),
+    })
+    .unwrap();
+    let downstream = Downstream::MysqlTls {
+        port: pipeline.downstream.port(),
+        ca: pki.ca.clone(),
+    };
+    let drainer = pipeline
+        .world
+        .start_drainer("drainer-tls", &downstream, "", &[])
+        .unwrap();
+    let summary = workload::run(pipeline.workload(120, 29)).await.unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}

@@ -2,13 +2,36 @@
 
 use std::time::Duration;
 
-use mysql_async::{Opts, OptsBuilder};
+use std::path::PathBuf;
+
+use mysql_async::{ClientIdentity, Opts, OptsBuilder, SslOpts};
 
 use crate::error::LoaderError;
 
 /// Prepared statements kept per connection: the statement shapes of a busy table set (each
 /// multi-row width is its own statement) fit easily.
 const STATEMENT_CACHE_SIZE: usize = 256;
+
+/// TLS towards the downstream: the CA that signed its certificate (PEM), and optionally a client
+/// certificate and key (PEM) for servers that require one. The server's name is checked against
+/// the configured host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownstreamTls {
+    pub ca: PathBuf,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl DownstreamTls {
+    fn ssl_opts(&self) -> SslOpts {
+        let identity = self
+            .client
+            .as_ref()
+            .map(|(cert, key)| ClientIdentity::new(cert.clone().into(), key.clone().into()));
+        SslOpts::default()
+            .with_root_certs(vec![self.ca.clone().into()])
+            .with_client_identity(identity)
+    }
+}
 
 /// Loader settings. Build with [`LoaderConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +63,8 @@ pub struct LoaderConfig {
     /// Bound of the memory held by queued and in-flight transactions (estimated bytes); pushes
     /// wait while it is reached. A transaction larger than the bound still goes through, alone.
     pub max_buffered_bytes: usize,
+    /// TLS towards the downstream (`[syncer.to.security]`); `None`: plain TCP.
+    pub tls: Option<DownstreamTls>,
     /// How long a statement may go unanswered before its connection is given up (`read-timeout`,
     /// default 1 m). DDL is exempt: it may legitimately run for hours.
     pub read_timeout: Duration,
@@ -68,6 +93,7 @@ impl LoaderConfig {
             params: Vec::new(),
             max_buffered_bytes: 64 << 20,
             read_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 
@@ -117,6 +143,7 @@ impl LoaderConfig {
             .stmt_cache_size(STATEMENT_CACHE_SIZE)
             .tcp_keepalive(Some(Duration::from_secs(30)))
             .tcp_nodelay(true)
+            .ssl_opts(self.tls.as_ref().map(DownstreamTls::ssl_opts))
             .into()
     }
 }

@@ -24,7 +24,7 @@ pub mod table_info;
 pub mod txn;
 mod worker;
 
-pub use config::LoaderConfig;
+pub use config::{DownstreamTls, LoaderConfig};
 pub use error::LoaderError;
 pub use loader::Loader;
 pub use status::{AppliedPosition, LoaderStatus, RetryingState};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use binlog_cluster::node::Node;
 use binlog_cluster::tls_server::TlsListener;
 use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id};
-use binlog_loader::{Loader, LoaderConfig};
+use binlog_loader::{DownstreamTls, Loader, LoaderConfig};
 use tokio::sync::{mpsc, watch};
 
 use crate::binlogfile::BinlogWriter;
@@ -80,13 +80,23 @@ impl Shared {
     }
 }
 
-fn mysql_opts(connection: &DbConnection) -> mysql_async::Opts {
-    mysql_async::OptsBuilder::default()
-        .ip_or_hostname(connection.host.clone())
-        .tcp_port(connection.port)
-        .user(Some(connection.user.clone()))
-        .pass(Some(connection.password.expose().to_string()))
-        .into()
+/// Loader settings reaching `connection` (with its TLS), everything else at its default.
+fn loader_config(connection: &DbConnection) -> LoaderConfig {
+    let mut config = LoaderConfig::new(
+        connection.host.clone(),
+        connection.port,
+        connection.user.clone(),
+        connection.password.expose(),
+    );
+    config.tls = connection.tls.ssl_ca.as_ref().map(|ca| DownstreamTls {
+        ca: ca.clone(),
+        client: connection
+            .tls
+            .ssl_cert
+            .clone()
+            .zip(connection.tls.ssl_key.clone()),
+    });
+    config
 }
 
 async fn open_store(
@@ -104,7 +114,7 @@ async fn open_store(
             schema,
             table,
         } => {
-            let pool = mysql_async::Pool::new(mysql_opts(connection));
+            let pool = mysql_async::Pool::new(loader_config(connection).connection_opts());
             let store = MysqlCheckpoint::open(pool, schema, table, cluster_id, initial_commit_ts)
                 .await
                 .map_err(|err| {
@@ -121,13 +131,7 @@ async fn open_store(
 async fn open_sink(config: &Config) -> Result<Sink, RunError> {
     match &config.sink {
         SinkConfig::Mysql(sink) => {
-            let connection = &sink.connection;
-            let mut loader = LoaderConfig::new(
-                connection.host.clone(),
-                connection.port,
-                connection.user.clone(),
-                connection.password.expose(),
-            );
+            let mut loader = loader_config(&sink.connection);
             loader.worker_count = config.syncer.worker_count;
             loader.batch_size = config.syncer.txn_batch;
             loader.enable_dispatch = config.syncer.enable_dispatch;
