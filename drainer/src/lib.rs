@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cistern;
 pub mod collector;
 pub mod config;
+pub mod event_filter;
 pub mod filter;
 pub mod merge;
 pub mod metrics;

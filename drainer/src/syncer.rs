@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::store::Store;
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::event_filter::EventFilter;
 use crate::filter::Filter;
 use crate::progress::{OutOfOrder, Progress};
 use crate::puller::PulledBinlog;
@@ -72,6 +73,7 @@ pub struct Syncer<S> {
     sink: Sink,
     store: Store,
     filter: Filter,
+    events: EventFilter,
     settings: SyncerSettings,
     progress: Progress,
     saved: Checkpoint,
@@ -87,6 +89,7 @@ impl<S: SchemaSource> Syncer<S> {
         sink: Sink,
         store: Store,
         filter: Filter,
+        events: EventFilter,
         settings: SyncerSettings,
         checkpoint: Checkpoint,
         catalog_saved: bool,
@@ -98,6 +101,7 @@ impl<S: SchemaSource> Syncer<S> {
             sink,
             store,
             filter,
+            events,
             settings,
             progress: Progress::new(checkpoint.commit_ts),
             saved: checkpoint,
@@ -207,11 +211,13 @@ impl<S: SchemaSource> Syncer<S> {
             );
             return Ok(());
         }
-        let prewrite = PrewriteValue::decode(binlog.prewrite_value.as_deref().unwrap_or_default())
-            .map_err(|source| {
-                SinkError::Translate(TranslateError::Prewrite { commit_ts, source })
-            })?;
+        let mut prewrite = PrewriteValue::decode(
+            binlog.prewrite_value.as_deref().unwrap_or_default(),
+        )
+        .map_err(|source| SinkError::Translate(TranslateError::Prewrite { commit_ts, source }))?;
         self.tracker.prepare(prewrite.schema_version)?;
+        self.events
+            .filter_rows(&mut prewrite, self.tracker.catalog());
         let mut backoff = Duration::from_millis(200);
         let written = loop {
             let filter = &self.filter;
@@ -282,7 +288,10 @@ impl<S: SchemaSource> Syncer<S> {
         let skip = ignored
             || !applied.executable
             || !self.settings.sync_ddl
-            || self.filter.skips(&applied.database, &applied.table);
+            || self.filter.skips(&applied.database, &applied.table)
+            || self
+                .events
+                .skips_ddl(&applied.database, &applied.table, &query);
         tracing::info!(commit_ts, job_id, skip, database = %applied.database, %query, "DDL");
         let written = if skip && !self.settings.sql_sink {
             false

@@ -25,6 +25,7 @@ use crate::checkpoint::store::Store;
 use crate::cistern::CisternService;
 use crate::collector::{self, CollectorSettings, CollectorStatus};
 use crate::config::{CheckpointConfig, Config, DbConnection, INITIAL_COMMIT_TS_NOW, SinkConfig};
+use crate::event_filter::EventFilter;
 use crate::filter::Filter;
 use crate::metrics::Metrics;
 use crate::puller::PullerSettings;
@@ -201,6 +202,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         sink,
         store,
         filter,
+        EventFilter::new(&config.event_filter).map_err(fatal)?,
         SyncerSettings {
             ignore_txn_commit_ts: config
                 .syncer
