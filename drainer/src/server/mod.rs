@@ -24,7 +24,9 @@ use crate::checkpoint::mysql::MysqlCheckpoint;
 use crate::checkpoint::store::Store;
 use crate::cistern::CisternService;
 use crate::collector::{self, CollectorSettings, CollectorStatus};
-use crate::config::{CheckpointConfig, Config, DbConnection, INITIAL_COMMIT_TS_NOW, SinkConfig};
+use crate::config::{
+    CheckpointConfig, Config, DbConnection, INITIAL_COMMIT_TS_NOW, SinkConfig, SyncMode,
+};
 use crate::event_filter::EventFilter;
 use crate::filter::Filter;
 use crate::metrics::Metrics;
@@ -154,8 +156,32 @@ async fn open_sink(config: &Config) -> Result<Sink, RunError> {
     }
 }
 
+/// Says which accepted settings this drainer does not act on, so nobody relies on them silently.
+fn warn_unsupported(config: &Config) {
+    if let SinkConfig::Mysql(sink) = &config.sink {
+        if sink.merge {
+            tracing::warn!("[syncer.to] merge = true is not supported; rows are applied unmerged");
+        }
+        if sink.sync_mode == SyncMode::Partial {
+            tracing::warn!("[syncer.to] sync-mode = 2 is not supported; every column is written");
+        }
+    }
+    if config.relay.log_dir.is_some() {
+        tracing::warn!("[syncer.relay] log-dir is set, but this drainer keeps no relay log");
+    }
+    if config.syncer.load_schema_snapshot {
+        tracing::warn!(
+            "load-schema-snapshot is not supported; the schema comes from TiDB's DDL history"
+        );
+    }
+    if config.syncer.loopback.enabled {
+        tracing::warn!("loopback-control is not supported; no replication marks are written");
+    }
+}
+
 /// Runs a drainer until it is stopped. Returns the reason it stopped.
 pub async fn run(config: Config) -> Result<StopReason, RunError> {
+    warn_unsupported(&config);
     std::fs::create_dir_all(&config.data_dir).map_err(|err| {
         RunError(format!(
             "cannot create data dir {}: {err}",
