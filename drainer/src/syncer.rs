@@ -57,6 +57,12 @@ pub struct SyncerSettings {
     pub sql_sink: bool,
 }
 
+/// Which changes reach the sink: the schema/table filter and the binlog event filter.
+pub struct Filters {
+    pub tables: Filter,
+    pub events: EventFilter,
+}
+
 /// What `/status` shows of the syncer.
 #[derive(Debug, Clone, Default)]
 pub struct SyncerStatus {
@@ -88,8 +94,7 @@ impl<S: SchemaSource> Syncer<S> {
         tracker: SchemaTracker<S>,
         sink: Sink,
         store: Store,
-        filter: Filter,
-        events: EventFilter,
+        filters: Filters,
         settings: SyncerSettings,
         checkpoint: Checkpoint,
         catalog_saved: bool,
@@ -100,8 +105,8 @@ impl<S: SchemaSource> Syncer<S> {
             tracker,
             sink,
             store,
-            filter,
-            events,
+            filter: filters.tables,
+            events: filters.events,
             settings,
             progress: Progress::new(checkpoint.commit_ts),
             saved: checkpoint,

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::puller::PullerSettings;
 use crate::schema::{Catalog, SchemaStatus, SchemaTracker, TidbStatusApi};
 use crate::sink::{FileSink, MysqlSink, Sink};
-use crate::syncer::{Syncer, SyncerSettings, SyncerStatus};
+use crate::syncer::{Filters, Syncer, SyncerSettings, SyncerStatus};
 
 /// Safe mode is forced on this long after every start (the checkpoint may lag what was
 /// applied before a crash).
@@ -227,8 +227,10 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         tracker,
         sink,
         store,
-        filter,
-        EventFilter::new(&config.event_filter).map_err(fatal)?,
+        Filters {
+            tables: filter,
+            events: EventFilter::new(&config.event_filter).map_err(fatal)?,
+        },
         SyncerSettings {
             ignore_txn_commit_ts: config
                 .syncer
