@@ -63,13 +63,14 @@ impl Pump for PumpService {
             .shared
             .write(request.cluster_id, request.payload, false)
             .await;
-        let label = if result.is_ok() { "succ" } else { "fail" };
         let elapsed = started.elapsed();
-        self.shared
-            .metrics
-            .rpc_duration
-            .with_label_values(&["WriteBinlog", label])
-            .observe(elapsed.as_secs_f64());
+        let metrics = &self.shared.metrics;
+        let histogram = if result.is_ok() {
+            &metrics.write_binlog_succ
+        } else {
+            &metrics.write_binlog_fail
+        };
+        histogram.observe(elapsed.as_secs_f64());
         if elapsed >= self.shared.config.storage.slow_write_threshold {
             tracing::warn!(?elapsed, "slow WriteBinlog");
         }

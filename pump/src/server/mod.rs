@@ -121,10 +121,7 @@ impl Shared {
         }
         let size = payload.len();
         self.storage.write_async(meta, payload).await?;
-        self.metrics
-            .write_size
-            .with_label_values(&["single"])
-            .observe(size as f64);
+        self.metrics.write_size_single.observe(size as f64);
         Ok(())
     }
 
