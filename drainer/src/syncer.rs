@@ -70,7 +70,7 @@ pub struct SyncerStatus {
     pub checkpoint_ts: i64,
     /// When the sink last confirmed a write.
     pub last_applied: Option<Instant>,
-    /// Trouble the sink or schema tracking is retrying through.
+    /// A transaction waiting for its table to appear in TiDB's DDL history.
     pub trouble: Option<String>,
 }
 
@@ -152,7 +152,6 @@ impl<S: SchemaSource> Syncer<S> {
                     None => break,
                 },
                 _ = ticker.tick() => {
-                    self.publish_trouble();
                     if self.progress.safe_ts() > self.saved.commit_ts {
                         self.save(false).await?;
                     }
@@ -260,6 +259,9 @@ impl<S: SchemaSource> Syncer<S> {
                 other => break other?,
             }
         };
+        if backoff > Duration::from_millis(200) {
+            self.lock_status().trouble = None;
+        }
         if written {
             self.progress.written(commit_ts);
         } else {
@@ -342,21 +344,6 @@ impl<S: SchemaSource> Syncer<S> {
         self.lock_status().checkpoint_ts = checkpoint.commit_ts;
         self.checkpoint_ts.send_replace(checkpoint.commit_ts);
         Ok(())
-    }
-
-    fn publish_trouble(&self) {
-        let schema = self.tracker.status();
-        let waiting = schema
-            .lock()
-            .ok()
-            .and_then(|s| s.waiting_for_job.clone())
-            .map(|w| {
-                format!(
-                    "waiting for DDL job {} (commit ts {}): {}",
-                    w.job_id, w.commit_ts, w.error
-                )
-            });
-        self.lock_status().trouble = waiting.or_else(|| self.sink.trouble());
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, SyncerStatus> {

@@ -608,3 +608,34 @@ async fn binlog_filter_rules_drop_the_ignored_events() {
         }
     }
 }
+
+/// The downstream dies mid-run and comes back: the drainer waits, says why in `/status`, and
+/// then applies everything, with nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_downstream_is_waited_for_without_loss() {
+    let mut pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer("drainer-dd", "", &[]);
+    let run = tokio::spawn(workload::run(pipeline.workload(300, 37)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pipeline.downstream.kill();
+    let mut trouble = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        trouble = status(&drainer).await;
+        if trouble.contains("Trouble") {
+            break;
+        }
+    }
+    assert!(
+        trouble.contains("Trouble"),
+        "the drainer does not report the dead downstream: {trouble}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pipeline.downstream.restart().unwrap();
+    let summary = run.await.unwrap().unwrap();
+    assert_ran(&summary);
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(180))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}

@@ -96,9 +96,37 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         state: shared.node.state(),
         schema_version: schema.schema_version,
         waiting_for_pumps: collector.waiting_for,
-        trouble: syncer.trouble.or(collector_error),
+        trouble: schema
+            .waiting_for_job
+            .map(|w| {
+                format!(
+                    "waiting for DDL job {} (commit ts {}): {}",
+                    w.job_id, w.commit_ts, w.error
+                )
+            })
+            .or(syncer.trouble)
+            .or_else(|| {
+                shared
+                    .loader
+                    .as_ref()
+                    .and_then(|l| loader_trouble(&l.status()))
+            })
+            .or(collector_error),
     };
     json(&body, false)
+}
+
+/// The downstream trouble the loader is retrying through, or why it stopped.
+fn loader_trouble(status: &binlog_loader::LoaderStatus) -> Option<String> {
+    if let Some(failed) = &status.failed {
+        return Some(failed.to_string());
+    }
+    status.retrying.as_ref().map(|r| {
+        format!(
+            "downstream: {} retrying after {} attempts: {}",
+            r.connection, r.attempts, r.error
+        )
+    })
 }
 
 #[derive(Serialize)]

@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     collector: Arc<Mutex<CollectorStatus>>,
     syncer: Arc<Mutex<SyncerStatus>>,
     schema: Arc<Mutex<SchemaStatus>>,
+    loader: Option<Arc<Loader>>,
     metrics: Metrics,
     started: Instant,
     synced_check_time: Duration,
@@ -131,7 +132,8 @@ async fn open_store(
     }
 }
 
-async fn open_sink(config: &Config) -> Result<Sink, RunError> {
+/// The sink, and its loader when it has one (for `/status`).
+async fn open_sink(config: &Config) -> Result<(Sink, Option<Arc<Loader>>), RunError> {
     match &config.sink {
         SinkConfig::Mysql(sink) => {
             let mut loader = loader_config(&sink.connection);
@@ -143,12 +145,12 @@ async fn open_sink(config: &Config) -> Result<Sink, RunError> {
             loader.sql_mode = config.syncer.sql_mode.clone();
             loader.params = sink.params.clone().into_iter().collect();
             loader.read_timeout = sink.read_timeout;
-            let loader = Loader::connect(loader).await.map_err(fatal)?;
-            Ok(Sink::Mysql(MysqlSink::new(loader)))
+            let loader = Arc::new(Loader::connect(loader).await.map_err(fatal)?);
+            Ok((Sink::Mysql(MysqlSink::new(loader.clone())), Some(loader)))
         }
         SinkConfig::File(files) => {
             let writer = BinlogWriter::open(&files.dir).map_err(fatal)?;
-            Ok(Sink::File(FileSink::new(writer, files.retention)))
+            Ok((Sink::File(FileSink::new(writer, files.retention)), None))
         }
         SinkConfig::Kafka(_) => Err(RunError(
             "db-type = \"kafka\" is not supported yet; use mysql, tidb or file".to_string(),
@@ -221,7 +223,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         "checkpoint loaded"
     );
     let filter = Filter::new(&config.filter).map_err(fatal)?;
-    let sink = open_sink(&config).await?;
+    let (sink, loader) = open_sink(&config).await?;
     let schema_status = tracker.status();
     let syncer = Syncer::new(
         tracker,
@@ -268,6 +270,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         collector: collector_status.clone(),
         syncer: syncer_status,
         schema: schema_status,
+        loader,
         metrics: Metrics::new(),
         started: Instant::now(),
         synced_check_time: config.synced_check_time,

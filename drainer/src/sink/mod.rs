@@ -91,14 +91,6 @@ impl Sink {
         }
     }
 
-    /// A one-line description of trouble the sink is retrying through, for `/status`.
-    pub fn trouble(&self) -> Option<String> {
-        match self {
-            Sink::Mysql(sink) => sink.trouble(),
-            Sink::File(_) => None,
-        }
-    }
-
     /// Writes everything accepted and stops; returns the commit ts confirmed on the way.
     pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
         match self {

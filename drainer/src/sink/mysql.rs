@@ -2,6 +2,7 @@
 //! applied position (transactions committed downstream, in push order) becomes confirmations.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use binlog_loader::{AppliedPosition, Ddl, Loader, Txn, TxnChange};
 use binlog_proto::binlog::PrewriteValue;
@@ -12,7 +13,7 @@ use crate::schema::Catalog;
 use crate::translate::sql;
 
 pub struct MysqlSink {
-    loader: Loader,
+    loader: Arc<Loader>,
     applied: watch::Receiver<AppliedPosition>,
     /// Commit ts of pushed, unconfirmed transactions, in push order.
     pushed: VecDeque<i64>,
@@ -20,7 +21,8 @@ pub struct MysqlSink {
 }
 
 impl MysqlSink {
-    pub fn new(loader: Loader) -> MysqlSink {
+    /// A sink writing through `loader` (shared with whoever shows its status).
+    pub fn new(loader: Arc<Loader>) -> MysqlSink {
         let applied = loader.applied();
         MysqlSink {
             loader,
@@ -98,19 +100,6 @@ impl MysqlSink {
 
     pub fn set_safe_mode(&self, on: bool) {
         self.loader.set_safe_mode(on);
-    }
-
-    pub fn trouble(&self) -> Option<String> {
-        let status = self.loader.status();
-        if let Some(failed) = status.failed {
-            return Some(failed.to_string());
-        }
-        status.retrying.map(|r| {
-            format!(
-                "{} retrying after {} attempts: {}",
-                r.connection, r.attempts, r.error
-            )
-        })
     }
 
     pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
