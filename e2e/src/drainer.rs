@@ -13,6 +13,8 @@ pub type DrainerProcess = NodeProcess;
 pub enum Downstream {
     /// A MariaDB/MySQL server on 127.0.0.1 as root without password.
     Mysql { port: u16 },
+    /// The same as `user` (no password).
+    MysqlAs { port: u16, user: String },
     /// The same over TLS, trusting the CA certificate `ca`.
     MysqlTls { port: u16, ca: std::path::PathBuf },
     /// pb binlog files in the drainer's data dir.
@@ -33,6 +35,9 @@ impl NodeProcess {
         let to = match downstream {
             Downstream::Mysql { port } => format!(
                 "db-type = \"mysql\"\n{syncer_toml}\n[syncer.to]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\npassword = \"\"\n"
+            ),
+            Downstream::MysqlAs { port, user } => format!(
+                "db-type = \"mysql\"\n{syncer_toml}\n[syncer.to]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"\"\n"
             ),
             Downstream::MysqlTls { port, ca } => format!(
                 "db-type = \"mysql\"\n{syncer_toml}\n[syncer.to]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\npassword = \"\"\n[syncer.to.security]\nssl-ca = \"{}\"\n",

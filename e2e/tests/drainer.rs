@@ -639,3 +639,62 @@ async fn a_dead_downstream_is_waited_for_without_loss() {
         .await;
     assert_downstream_equals_truth(&pipeline);
 }
+
+/// A DDL the downstream refuses stops the drainer with an error naming its commit ts and
+/// statement; once the operator fixes the downstream by hand, `ignore-txn-commit-ts` skips it and
+/// replication resumes where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_ddl_stops_the_drainer_until_skipped() {
+    let pipeline = Pipeline::start().await;
+    let down = &pipeline.downstream;
+    // `limited` may do anything with sim_b and the checkpoint, but may not create sim_a.
+    down.query(
+        "CREATE USER 'limited'@'127.0.0.1'; \
+         GRANT SELECT ON *.* TO 'limited'@'127.0.0.1'; \
+         GRANT ALL ON `tidb_binlog`.* TO 'limited'@'127.0.0.1'; \
+         GRANT ALL ON `sim_b`.* TO 'limited'@'127.0.0.1';",
+    )
+    .unwrap();
+    let downstream = Downstream::MysqlAs {
+        port: down.port(),
+        user: "limited".into(),
+    };
+    let mut drainer = pipeline
+        .world
+        .start_drainer("drainer-ddl", &downstream, "", &[])
+        .unwrap();
+    let summary = workload::run(pipeline.workload(150, 41)).await.unwrap();
+    assert_ran(&summary);
+    let exit = drainer.wait_exit(Duration::from_secs(60));
+    assert!(exit.is_some_and(|s| !s.success()), "the drainer must stop");
+    let log = drainer.log_tail();
+    let line = log
+        .lines()
+        .find(|l| l.contains("ignore-txn-commit-ts = ["))
+        .unwrap_or_else(|| panic!("no error naming the DDL:\n{log}"));
+    assert!(line.contains("CREATE DATABASE"), "{line}");
+    let ts: i64 = line
+        .rsplit("ignore-txn-commit-ts = [")
+        .next()
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|ts| ts.parse().ok())
+        .unwrap();
+
+    // The operator creates the database by hand and tells the drainer to skip that DDL.
+    down.query("CREATE DATABASE `sim_a`; GRANT ALL ON `sim_a`.* TO 'limited'@'127.0.0.1';")
+        .unwrap();
+    drop(drainer);
+    let drainer = pipeline
+        .world
+        .start_drainer(
+            "drainer-ddl",
+            &downstream,
+            &format!("ignore-txn-commit-ts = [{ts}]"),
+            &[],
+        )
+        .unwrap();
+    pipeline
+        .wait_checkpoint(&drainer, summary.last_commit_ts, Duration::from_secs(120))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
