@@ -8,9 +8,11 @@
 pub mod pb;
 pub mod sql;
 
-use binlog_proto::binlog::{MutationType, TableMutation};
+use binlog_proto::binlog::{MutationType, PrewriteValue, TableMutation};
 use tidb_codec::mutation::{self, DecodedRow};
 use tidb_codec::{CodecError, TableInfo};
+
+use crate::schema::{Catalog, TableLookup};
 
 /// Why a binlog could not be translated. Each names the table and commit ts where known.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,59 @@ pub fn row_events<'a>(
             _ => Err(RowError::UnsupportedType(tp)),
         }
     })
+}
+
+/// One mutation with the table it changes.
+pub(crate) struct TableChange<'a> {
+    pub database: &'a str,
+    pub table: &'a TableInfo,
+    pub mutation: &'a TableMutation,
+}
+
+impl TableChange<'_> {
+    /// `source` with the transaction and table it happened in.
+    pub fn row_error(&self, commit_ts: i64, source: RowError) -> TranslateError {
+        TranslateError::Row {
+            commit_ts,
+            table: format!("{}.{}", self.database, self.table.name.o),
+            table_id: self.mutation.table_id,
+            source,
+        }
+    }
+}
+
+/// The mutations of a transaction on the tables `keep(database, table)` accepts, each with the
+/// table definition it was encoded with. Mutations of tables dropped or truncated since
+/// (replayed after a restart) are skipped; a table the catalog never knew is an error.
+pub(crate) fn table_changes<'a>(
+    commit_ts: i64,
+    prewrite: &'a PrewriteValue,
+    catalog: &'a Catalog,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<TableChange<'a>>, TranslateError> {
+    let mut changes = Vec::with_capacity(prewrite.mutations.len());
+    for mutation in &prewrite.mutations {
+        match catalog.table_for_change(mutation.table_id, prewrite.schema_version) {
+            TableLookup::Found { database, table } => {
+                if keep(database, &table.name.o) {
+                    changes.push(TableChange {
+                        database,
+                        table,
+                        mutation,
+                    });
+                }
+            }
+            TableLookup::Gone => {}
+            TableLookup::Unknown => {
+                return Err(TranslateError::UnknownTable {
+                    commit_ts,
+                    table_id: mutation.table_id,
+                    schema_version: prewrite.schema_version,
+                });
+            }
+        }
+    }
+    Ok(changes)
 }
 
 /// Approximate in-memory size of a mutation's row data, for byte budgets.

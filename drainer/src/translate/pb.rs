@@ -11,8 +11,8 @@ use tidb_codec::mutation::DecodedRow;
 use tidb_codec::value::missing_column_value;
 use tidb_codec::{ColumnInfo, ColumnValue, TableInfo};
 
-use super::{RowError, RowEvent, TranslateError, row_events};
-use crate::schema::{Catalog, TableLookup};
+use super::{RowError, RowEvent, TableChange, TranslateError, row_events, table_changes};
+use crate::schema::Catalog;
 
 /// The DML message of one transaction, or `None` when no row survives `keep(database, table)`.
 pub fn dml_binlog(
@@ -22,28 +22,13 @@ pub fn dml_binlog(
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Option<pb_binlog::Binlog>, TranslateError> {
     let mut events = Vec::new();
-    for mutation in &prewrite.mutations {
-        let (database, table) =
-            match catalog.table_for_change(mutation.table_id, prewrite.schema_version) {
-                TableLookup::Found { database, table } => (database, table),
-                TableLookup::Gone => continue,
-                TableLookup::Unknown => {
-                    return Err(TranslateError::UnknownTable {
-                        commit_ts,
-                        table_id: mutation.table_id,
-                        schema_version: prewrite.schema_version,
-                    });
-                }
-            };
-        if !keep(database, &table.name.o) {
-            continue;
-        }
-        let row_error = |source: RowError| TranslateError::Row {
-            commit_ts,
-            table: format!("{database}.{}", table.name.o),
-            table_id: mutation.table_id,
-            source,
-        };
+    for change in table_changes(commit_ts, prewrite, catalog, keep)? {
+        let TableChange {
+            database,
+            table,
+            mutation,
+        } = change;
+        let row_error = |source: RowError| change.row_error(commit_ts, source);
         for event in row_events(table, mutation) {
             let (tp, row) = match event.map_err(row_error)? {
                 RowEvent::Insert(row) => (

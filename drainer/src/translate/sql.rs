@@ -8,8 +8,8 @@ use tidb_codec::mutation::DecodedRow;
 use tidb_codec::value::missing_column_value;
 use tidb_codec::{ColumnValue, TableInfo};
 
-use super::{RowError, RowEvent, TranslateError, row_events};
-use crate::schema::{Catalog, TableLookup};
+use super::{RowError, RowEvent, TableChange, TranslateError, row_events, table_changes};
+use crate::schema::Catalog;
 
 /// The row changes of one transaction for the tables `keep(database, table)` accepts. Mutations of
 /// tables dropped or truncated since (replayed after a restart) are discarded.
@@ -20,28 +20,13 @@ pub fn dmls(
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Dml>, TranslateError> {
     let mut out = Vec::new();
-    for mutation in &prewrite.mutations {
-        let (database, table) =
-            match catalog.table_for_change(mutation.table_id, prewrite.schema_version) {
-                TableLookup::Found { database, table } => (database, table),
-                TableLookup::Gone => continue,
-                TableLookup::Unknown => {
-                    return Err(TranslateError::UnknownTable {
-                        commit_ts,
-                        table_id: mutation.table_id,
-                        schema_version: prewrite.schema_version,
-                    });
-                }
-            };
-        if !keep(database, &table.name.o) {
-            continue;
-        }
-        let row_error = |source: RowError| TranslateError::Row {
-            commit_ts,
-            table: format!("{database}.{}", table.name.o),
-            table_id: mutation.table_id,
-            source,
-        };
+    for change in table_changes(commit_ts, prewrite, catalog, keep)? {
+        let TableChange {
+            database,
+            table,
+            mutation,
+        } = change;
+        let row_error = |source: RowError| change.row_error(commit_ts, source);
         for event in row_events(table, mutation) {
             let dml = match event.map_err(row_error)? {
                 RowEvent::Insert(row) => Dml {
