@@ -102,6 +102,25 @@ impl Node {
         self.registry.upsert(self.kind, &status).await
     }
 
+    /// Writes the state a stopping node leaves behind. `must` (after close: exiting claims
+    /// `offline`) retries until it is written; otherwise a stuck PD gets 30 attempts, a second
+    /// apart, so it cannot keep the process from stopping.
+    pub async fn publish_final_state(&self, state: NodeState, max_commit_ts: i64, must: bool) {
+        let attempts = if must { u32::MAX } else { 30 };
+        for attempt in 1..=attempts {
+            match self.publish_state(state, max_commit_ts).await {
+                Ok(()) => return,
+                Err(err) if attempt < attempts => {
+                    tracing::error!(error = %err, %state, "cannot write the final state; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, %state, "giving up writing the final state; the registry keeps the last one");
+                }
+            }
+        }
+    }
+
     /// The registry handle.
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -8,26 +8,6 @@ use std::process::ExitCode;
 use binlog_drainer::config::{Config, Flags, version_text};
 use binlog_drainer::server;
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .map_err(|err| anyhow::anyhow!("invalid log level {:?}: {err}", config.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    match &config.log_file {
-        None => builder.with_writer(std::io::stderr).init(),
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|err| anyhow::anyhow!("cannot open log file {}: {err}", path.display()))?;
-            builder.with_writer(std::sync::Mutex::new(file)).init();
-        }
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let flags = Flags::from_env();
     if flags.version {
@@ -41,8 +21,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = init_logging(&config) {
-        eprintln!("drainer: {err:#}");
+    if let Err(err) = binlog_cluster::logging::init(&config.log_level, config.log_file.as_deref()) {
+        eprintln!("drainer: {err}");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {

@@ -8,25 +8,6 @@ use std::process::ExitCode;
 use binlog_pump::config::{Config, Flags};
 use binlog_pump::server::{self, RunError};
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .map_err(|err| anyhow::anyhow!("invalid log level {:?}: {err}", config.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    if config.log_file.is_empty() {
-        builder.with_writer(std::io::stderr).init();
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.log_file)
-            .map_err(|err| anyhow::anyhow!("cannot open log file {}: {err}", config.log_file))?;
-        builder.with_writer(std::sync::Mutex::new(file)).init();
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let flags = Flags::from_env();
     if flags.version {
@@ -40,8 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = init_logging(&config) {
-        eprintln!("pump: {err:#}");
+    let log_file = Some(&config.log_file)
+        .filter(|f| !f.is_empty())
+        .map(std::path::Path::new);
+    if let Err(err) = binlog_cluster::logging::init(&config.log_level, log_file) {
+        eprintln!("pump: {err}");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {

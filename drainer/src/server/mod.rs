@@ -389,24 +389,9 @@ async fn finish(shared: &Shared, reason: StopReason, checkpoint_ts: i64) -> Node
         StopReason::Close => NodeState::Offline,
         StopReason::Signal | StopReason::Pause => shared.node.state().final_state_on_stop(),
     };
-    // After close, exiting claims "offline", so the state must be written; otherwise a stuck PD
-    // must not keep the process from stopping.
-    let attempts = if reason == StopReason::Close {
-        u32::MAX
-    } else {
-        30
-    };
-    for attempt in 1..=attempts {
-        match shared.node.publish_state(final_state, checkpoint_ts).await {
-            Ok(()) => break,
-            Err(err) if attempt < attempts => {
-                tracing::error!(error = %err, state = %final_state, "cannot write the final state; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, state = %final_state, "giving up writing the final state");
-            }
-        }
-    }
+    shared
+        .node
+        .publish_final_state(final_state, checkpoint_ts, reason == StopReason::Close)
+        .await;
     final_state
 }
