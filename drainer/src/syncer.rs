@@ -49,7 +49,9 @@ pub struct SyncerSettings {
     pub sync_ddl: bool,
     /// Configured safe mode.
     pub safe_mode: bool,
-    /// Safe mode is forced on for this long after every start.
+    /// What may have been applied beyond the checkpoint before this start.
+    pub replay: Replay,
+    /// With [`Replay::Unknown`], safe mode is forced on for this long after the start.
     pub forced_safe_mode: Duration,
     /// At most this long between checkpoint saves while progress is made.
     pub checkpoint_interval: Duration,
@@ -62,6 +64,24 @@ pub struct Filters {
     pub tables: Filter,
     pub events: EventFilter,
 }
+
+/// What a restart may re-apply: transactions after the checkpoint that the sink may already
+/// have applied before the stop. They are re-applied in safe mode (idempotent statements); later
+/// ones in the configured mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// A clean stop, or nothing was ever handed to the sink beyond the checkpoint.
+    Nothing,
+    /// Nothing above this commit ts was handed to the sink (the saved push limit).
+    UpTo(i64),
+    /// No push limit was saved (a checkpoint of another drainer): safe mode for a while, as the
+    /// original does.
+    Unknown,
+}
+
+/// How far ahead of a transaction the push limit is saved (10 s of TSO time), so it is saved
+/// about once per 10 s of upstream time rather than once per transaction.
+const PUSH_LIMIT_MARGIN: i64 = 10_000 << 18;
 
 /// What `/status` shows of the syncer.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +102,8 @@ pub struct Syncer<S> {
     events: EventFilter,
     settings: SyncerSettings,
     progress: Progress,
+    replay: Replay,
+    push_limit: i64,
     saved: Checkpoint,
     saved_catalog_version: Option<i64>,
     status: Arc<Mutex<SyncerStatus>>,
@@ -100,7 +122,13 @@ impl<S: SchemaSource> Syncer<S> {
         catalog_saved: bool,
     ) -> Syncer<S> {
         let (checkpoint_ts, _) = watch::channel(checkpoint.commit_ts);
+        let push_limit = match settings.replay {
+            Replay::UpTo(ts) => ts.max(checkpoint.commit_ts),
+            Replay::Nothing | Replay::Unknown => checkpoint.commit_ts,
+        };
         Syncer {
+            replay: settings.replay,
+            push_limit,
             saved_catalog_version: catalog_saved.then(|| tracker.catalog().version()),
             tracker,
             sink,
@@ -137,8 +165,12 @@ impl<S: SchemaSource> Syncer<S> {
         // Saved at once, so a restart before the first periodic save resumes from this start
         // position (the original would take a fresh "now" and skip what came in between).
         self.save(false).await?;
-        let forced = !self.settings.safe_mode && !self.settings.forced_safe_mode.is_zero();
-        self.sink.set_safe_mode(self.settings.safe_mode || forced);
+        let forced = self.replay == Replay::Unknown
+            && !self.settings.safe_mode
+            && !self.settings.forced_safe_mode.is_zero();
+        let replaying = matches!(self.replay, Replay::UpTo(_));
+        self.sink
+            .set_safe_mode(self.settings.safe_mode || forced || replaying);
         let safe_mode_ends = tokio::time::sleep(self.settings.forced_safe_mode);
         tokio::pin!(safe_mode_ends);
         let mut safe_mode_forced = forced;
@@ -222,6 +254,7 @@ impl<S: SchemaSource> Syncer<S> {
         self.tracker.prepare(prewrite.schema_version)?;
         self.events
             .filter_rows(&mut prewrite, self.tracker.catalog());
+        self.before_write(commit_ts).await?;
         let mut backoff = Duration::from_millis(200);
         let written = loop {
             let filter = &self.filter;
@@ -303,6 +336,7 @@ impl<S: SchemaSource> Syncer<S> {
         let written = if skip && !self.settings.sql_sink {
             false
         } else {
+            self.before_write(commit_ts).await?;
             self.sink
                 .write_ddl(DdlStatement {
                     commit_ts,
@@ -323,6 +357,31 @@ impl<S: SchemaSource> Syncer<S> {
             self.confirm(confirmed)?;
         }
         self.save(false).await
+    }
+
+    /// Before handing `commit_ts` to the sink: leave the replay window once past it (after the
+    /// sink confirmed everything inside it), and move the saved push limit ahead when needed.
+    async fn before_write(&mut self, commit_ts: i64) -> Result<(), SyncError> {
+        if let Replay::UpTo(limit) = self.replay
+            && commit_ts > limit
+        {
+            while self.progress.unconfirmed() > 0 {
+                let confirmed = self.sink.confirmations().await?;
+                self.confirm(confirmed)?;
+            }
+            self.sink.set_safe_mode(self.settings.safe_mode);
+            self.replay = Replay::Nothing;
+            tracing::info!(
+                commit_ts,
+                "replay after restart done; safe mode as configured"
+            );
+        }
+        if commit_ts > self.push_limit {
+            let limit = commit_ts.saturating_add(PUSH_LIMIT_MARGIN);
+            self.store.save_pushed_ts(limit).await?;
+            self.push_limit = limit;
+        }
+        Ok(())
     }
 
     async fn save(&mut self, consistent: bool) -> Result<(), SyncError> {

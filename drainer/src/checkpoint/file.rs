@@ -27,7 +27,8 @@ use super::{Checkpoint, CheckpointError, CheckpointStore};
 /// File name of the checkpoint inside the data dir.
 pub const SAVEPOINT_FILE: &str = "savepoint";
 /// File name of the persisted schema catalog inside the data dir.
-pub const CATALOG_FILE: &str = "catalog.json";
+pub const PUSHED_TS_FILE: &str = "pushed_ts";
+const CATALOG_FILE: &str = "catalog.json";
 
 /// The checkpoint in `<data-dir>/savepoint`.
 #[derive(Debug, Clone)]
@@ -168,6 +169,37 @@ impl FileCheckpoint {
     pub async fn load_catalog(&self) -> Result<Option<Vec<u8>>, CheckpointError> {
         let path = self.catalog_path();
         blocking(path.clone(), move || read_if_exists(&path)).await
+    }
+
+    /// Replaces `<data-dir>/pushed_ts`: no transaction above this commit ts was handed to the
+    /// sink (see [`crate::syncer`]).
+    pub async fn save_pushed_ts(&mut self, ts: i64) -> Result<(), CheckpointError> {
+        let dir = self.dir.clone();
+        blocking(self.dir.join(PUSHED_TS_FILE), move || {
+            write_atomically(&dir, PUSHED_TS_FILE, ts.to_string().as_bytes())
+        })
+        .await
+    }
+
+    /// The persisted push limit, `None` if none was saved.
+    pub async fn load_pushed_ts(&self) -> Result<Option<i64>, CheckpointError> {
+        let path = self.dir.join(PUSHED_TS_FILE);
+        let bytes = blocking(path.clone(), {
+            let path = path.clone();
+            move || read_if_exists(&path)
+        })
+        .await?;
+        bytes
+            .map(|bytes| {
+                String::from_utf8_lossy(&bytes)
+                    .trim()
+                    .parse()
+                    .map_err(|err| CheckpointError::Malformed {
+                        what: path.display().to_string(),
+                        reason: format!("{err}; expected a commit ts"),
+                    })
+            })
+            .transpose()
     }
 }
 

@@ -2,7 +2,7 @@
 //! `<schema>.<table>(clusterID bigint unsigned primary key, checkPoint MEDIUMTEXT)`, one row per
 //! upstream cluster, holding the original's JSON — written with parameters, never spliced into
 //! the statement. The schema catalog lives beside it in `<schema>.schema_catalog`, so a restarted
-//! drainer needs no DDL history.
+//! drainer needs no DDL history, and the push limit in `<schema>.drainer_progress`.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, params};
@@ -58,7 +58,40 @@ impl MysqlCheckpoint {
         ))
         .await
         .map_err(database_error)?;
+        conn.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.drainer_progress(clusterID bigint unsigned primary key, pushedTS bigint not null)"
+        ))
+        .await
+        .map_err(database_error)?;
         Ok(store)
+    }
+
+    /// Records that no transaction above commit ts `ts` was handed to the sink.
+    pub async fn save_pushed_ts(&mut self, ts: i64) -> Result<(), CheckpointError> {
+        let mut conn = self.pool.get_conn().await.map_err(database_error)?;
+        conn.exec_drop(
+            format!(
+                "REPLACE INTO {}.drainer_progress(clusterID, pushedTS) VALUES (?, ?)",
+                quote(&self.schema)
+            ),
+            (self.cluster_id, ts),
+        )
+        .await
+        .map_err(database_error)
+    }
+
+    /// The recorded push limit, if any.
+    pub async fn load_pushed_ts(&self) -> Result<Option<i64>, CheckpointError> {
+        let mut conn = self.pool.get_conn().await.map_err(database_error)?;
+        conn.exec_first(
+            format!(
+                "SELECT pushedTS FROM {}.drainer_progress WHERE clusterID = ?",
+                quote(&self.schema)
+            ),
+            (self.cluster_id,),
+        )
+        .await
+        .map_err(database_error)
     }
 
     fn table_name(&self) -> String {

@@ -53,4 +53,20 @@ impl Store {
             Store::Mysql(store) => store.save_catalog(catalog.version(), bytes).await,
         }
     }
+
+    /// The commit ts no transaction handed to the sink exceeded before the last stop, if known.
+    pub async fn load_pushed_ts(&self) -> Result<Option<i64>, CheckpointError> {
+        match self {
+            Store::File(store) => store.load_pushed_ts().await,
+            Store::Mysql(store) => store.load_pushed_ts().await,
+        }
+    }
+
+    /// Records that no transaction above `ts` will be handed to the sink.
+    pub async fn save_pushed_ts(&mut self, ts: i64) -> Result<(), CheckpointError> {
+        match self {
+            Store::File(store) => store.save_pushed_ts(ts).await,
+            Store::Mysql(store) => store.save_pushed_ts(ts).await,
+        }
+    }
 }

@@ -33,10 +33,10 @@ use crate::metrics::Metrics;
 use crate::puller::PullerSettings;
 use crate::schema::{Catalog, SchemaStatus, SchemaTracker, TidbStatusApi};
 use crate::sink::{FileSink, MysqlSink, Sink};
-use crate::syncer::{Filters, Syncer, SyncerSettings, SyncerStatus};
+use crate::syncer::{Filters, Replay, Syncer, SyncerSettings, SyncerStatus};
 
-/// Safe mode is forced on this long after every start (the checkpoint may lag what was
-/// applied before a crash).
+/// Safe mode is forced on this long after a start that cannot tell what was applied beyond the
+/// checkpoint (see [`Replay::Unknown`]).
 const FORCED_SAFE_MODE: Duration = Duration::from_secs(5 * 60);
 /// The original saves the checkpoint at most every 3 s.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3);
@@ -208,6 +208,14 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
 
     let store = open_store(&config, pd.cluster_id(), initial_commit_ts).await?;
     let checkpoint = store.load().await.map_err(fatal)?;
+    let replay = match store.load_pushed_ts().await.map_err(fatal)? {
+        _ if checkpoint.consistent => Replay::Nothing,
+        Some(pushed) if pushed > checkpoint.commit_ts => Replay::UpTo(pushed),
+        Some(_) => Replay::Nothing,
+        // Nothing saved at all: a first start.
+        None if checkpoint.commit_ts == initial_commit_ts => Replay::Nothing,
+        None => Replay::Unknown,
+    };
     let saved_catalog = store.load_catalog().await.map_err(fatal)?;
     let catalog_saved = saved_catalog.is_some();
     let source = TidbStatusApi::new(registry.clone(), config.security.clone());
@@ -242,6 +250,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
                 .collect::<HashSet<_>>(),
             sync_ddl: config.syncer.loopback.sync_ddl,
             safe_mode: config.syncer.safe_mode,
+            replay,
             forced_safe_mode: FORCED_SAFE_MODE,
             checkpoint_interval: CHECKPOINT_INTERVAL,
             sql_sink: matches!(config.sink, SinkConfig::Mysql(_)),
