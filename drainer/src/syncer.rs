@@ -2,9 +2,9 @@
 //! filters, hands transactions to the sink, and saves the checkpoint only over what the sink
 //! confirmed (reference drainer.md §1.5, §4.5 gating, §5.4, §5.5).
 //!
-//! DDL is a barrier: the syncer waits until the sink confirmed everything up to and including a
-//! DDL, then saves the catalog and the checkpoint at once, so a saved catalog always matches a
-//! saved position and a restart needs no DDL history.
+//! DDL is a barrier: the syncer waits until the sink confirmed everything before a DDL and saves
+//! the checkpoint there, runs the DDL alone, then saves the catalog and the checkpoint at once, so
+//! a saved catalog always matches a saved position and a restart needs no DDL history.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -223,7 +223,7 @@ impl<S: SchemaSource> Syncer<S> {
             return Ok(());
         }
         let ignored = self.settings.ignore_txn_commit_ts.contains(&commit_ts);
-        let binlog = item.binlog;
+        let mut binlog = item.binlog;
         if binlog.ddl_job_id > 0 {
             let query = String::from_utf8_lossy(binlog.ddl_query.as_deref().unwrap_or_default())
                 .into_owned();
@@ -247,10 +247,12 @@ impl<S: SchemaSource> Syncer<S> {
             );
             return Ok(());
         }
-        let mut prewrite = PrewriteValue::decode(
-            binlog.prewrite_value.as_deref().unwrap_or_default(),
-        )
-        .map_err(|source| SinkError::Translate(TranslateError::Prewrite { commit_ts, source }))?;
+        // The raw value goes as soon as it is decoded: a big transaction is not held twice.
+        let raw = binlog.prewrite_value.take().unwrap_or_default();
+        let mut prewrite = PrewriteValue::decode(raw.as_slice()).map_err(|source| {
+            SinkError::Translate(TranslateError::Prewrite { commit_ts, source })
+        })?;
+        drop(raw);
         self.tracker.prepare(prewrite.schema_version)?;
         self.events
             .filter_rows(&mut prewrite, self.tracker.catalog());
@@ -261,7 +263,7 @@ impl<S: SchemaSource> Syncer<S> {
             let keep = |database: &str, table: &str| !filter.skips(database, table);
             match self
                 .sink
-                .write_dml(commit_ts, &prewrite, self.tracker.catalog(), &keep)
+                .write_dml(commit_ts, &mut prewrite, self.tracker.catalog(), &keep)
                 .await
             {
                 Err(SinkError::Translate(TranslateError::UnknownTable { table_id, .. })) => {
@@ -311,6 +313,13 @@ impl<S: SchemaSource> Syncer<S> {
         ignored: bool,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), SyncError> {
+        // Checkpoint everything before the DDL first, with the catalog as it was: a crash while
+        // the DDL runs then restarts right before it, re-running it (its re-run errors are in
+        // the ignorable list) instead of replaying rows written under the old definition.
+        self.drain().await?;
+        if self.progress.safe_ts() > self.saved.commit_ts {
+            self.save(false).await?;
+        }
         let (_, outcome) = self.tracker.apply_ddl(job_id, commit_ts, stop).await?;
         let applied = match outcome {
             JobOutcome::Applied(applied) => applied,
@@ -352,11 +361,17 @@ impl<S: SchemaSource> Syncer<S> {
         } else {
             self.progress.passed(commit_ts);
         }
+        self.drain().await?;
+        self.save(false).await
+    }
+
+    /// Waits until the sink confirmed everything handed to it.
+    async fn drain(&mut self) -> Result<(), SyncError> {
         while self.progress.unconfirmed() > 0 {
             let confirmed = self.sink.confirmations().await?;
             self.confirm(confirmed)?;
         }
-        self.save(false).await
+        Ok(())
     }
 
     /// Before handing `commit_ts` to the sink: leave the replay window once past it (after the
@@ -365,10 +380,7 @@ impl<S: SchemaSource> Syncer<S> {
         if let Replay::UpTo(limit) = self.replay
             && commit_ts > limit
         {
-            while self.progress.unconfirmed() > 0 {
-                let confirmed = self.sink.confirmations().await?;
-                self.confirm(confirmed)?;
-            }
+            self.drain().await?;
             self.sink.set_safe_mode(self.settings.safe_mode);
             self.replay = Replay::Nothing;
             tracing::info!(
