@@ -8,6 +8,17 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
 
+/// Makes ring the process's rustls crypto provider, once. Libraries that pick the default
+/// provider (tonic's TLS) would otherwise fail when the build enables a second provider through
+/// feature unification (test dependencies pull aws-lc-rs). Idempotent.
+pub fn use_ring_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Err only when another provider was installed first; that one is used then.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The `[security]` section shared by every component. TLS is on iff `ssl_ca` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
@@ -92,6 +103,7 @@ impl TlsSettings {
     pub fn grpc_client_config(
         &self,
     ) -> Result<Option<tonic::transport::ClientTlsConfig>, TlsError> {
+        use_ring_provider();
         let Some(ca) = &self.ssl_ca else {
             return Ok(None);
         };

@@ -310,6 +310,7 @@ pub async fn serve(
 fn server_tls(
     tls: &binlog_cluster::TlsSettings,
 ) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    binlog_cluster::tls::use_ring_provider();
     let read = |path: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
         let path = path.as_ref().with_context(|| format!("TLS needs {what}"))?;
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))
