@@ -98,6 +98,21 @@ pub struct BinlogClusterSpec {
     /// The drainers, each replicating every pump's binlogs to one downstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drainers: Vec<DrainerSpec>,
+    /// What happens to a drainer's volume (its checkpoint, and a file drainer's binlog files)
+    /// once the drainer is offline after being removed from `drainers` or with the whole
+    /// cluster: `Retain` (default) keeps the PersistentVolumeClaim, `Delete` deletes it.
+    #[serde(default)]
+    pub drainer_volume_retention: VolumeRetention,
+}
+
+/// What happens to a volume whose drainer is gone.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VolumeRetention {
+    /// Keep the PersistentVolumeClaim (a drainer of the same name reuses it).
+    #[default]
+    Retain,
+    /// Delete the PersistentVolumeClaim.
+    Delete,
 }
 
 /// Where PD is: a list of URLs, or a Service (for example a TidbCluster's `<tc>-pd`).
@@ -346,6 +361,7 @@ mod tests {
                 stop_write_at_available_space: None,
             },
             drainers: vec![],
+            drainer_volume_retention: VolumeRetention::Retain,
         }
     }
 

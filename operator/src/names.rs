@@ -37,6 +37,15 @@ pub const DRAINER_FILE_DIR: &str = "/data/pb";
 
 /// Pod-template annotation holding the hash of the rendered config, so a config change rolls pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "binlog.tidb-rs.dev/config-hash";
+/// PersistentVolumeClaim annotation marking the volume of a pump that went offline (value: when,
+/// RFC 3339). A marked volume is deleted before its ordinal is created again, so a new pump never
+/// starts on an old pump's data.
+pub const SCALED_IN_ANNOTATION: &str = "binlog.tidb-rs.dev/scaled-in-at";
+/// BinlogCluster annotation: with value `"true"`, deleting the cluster skips offlining pumps and
+/// drainers (for when PD is gone for good); their registry records are left as they are.
+pub const FORCE_DELETE_ANNOTATION: &str = "binlog.tidb-rs.dev/force-delete";
+/// The finalizer that holds a BinlogCluster until its pumps and drainers are offline.
+pub const FINALIZER: &str = "binlog.tidb-rs.dev/offline-nodes";
 
 /// The pump StatefulSet, its headless Service and its ConfigMap.
 pub fn pump(cluster: &str) -> String {
@@ -51,6 +60,20 @@ pub fn pump_pod(cluster: &str, ordinal: u32) -> String {
 /// The PVC the StatefulSet creates for a pump ordinal from the `data` claim template.
 pub fn pump_pvc(cluster: &str, ordinal: u32) -> String {
     format!("{DATA_VOLUME}-{cluster}-pump-{ordinal}")
+}
+
+/// The ordinal of one of this cluster's pump pods (or node ids): `<cluster>-pump-<ordinal>`.
+pub fn pump_ordinal(cluster: &str, pod: &str) -> Option<u32> {
+    let ordinal = pod.strip_prefix(&pump(cluster))?.strip_prefix('-')?;
+    if ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ordinal.parse().ok()
+}
+
+/// The ordinal of one of this cluster's pump volumes: `data-<cluster>-pump-<ordinal>`.
+pub fn pump_pvc_ordinal(cluster: &str, pvc: &str) -> Option<u32> {
+    pump_ordinal(cluster, pvc.strip_prefix(DATA_VOLUME)?.strip_prefix('-')?)
 }
 
 /// DNS name (host:port) a pump pod advertises, through the headless Service.
@@ -95,5 +118,16 @@ mod tests {
             drainer_advertise_addr("demo", "ns", "mysql"),
             "demo-drainer-mysql.ns.svc:8249"
         );
+    }
+
+    #[test]
+    fn ordinals_come_back_only_from_this_clusters_names() {
+        assert_eq!(pump_ordinal("demo", "demo-pump-12"), Some(12));
+        assert_eq!(pump_ordinal("demo", "demo-pump-"), None);
+        assert_eq!(pump_ordinal("demo", "demo-pump-x"), None);
+        assert_eq!(pump_ordinal("demo", "demo-2-pump-1"), None);
+        assert_eq!(pump_ordinal("demo", "other-pump-1"), None);
+        assert_eq!(pump_pvc_ordinal("demo", "data-demo-pump-3"), Some(3));
+        assert_eq!(pump_pvc_ordinal("demo", "demo-pump-3"), None);
     }
 }

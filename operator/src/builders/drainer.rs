@@ -3,7 +3,8 @@
 //! Deployment name so a rollout does not register a new node in PD, and a PVC when the data dir
 //! holds the checkpoint or the output.
 //!
-//! The container runs `/drainer -pd-urls=<pd> -addr=0.0.0.0:8249
+//! The container runs, through the [`launcher`] that parks an offlined drainer,
+//! `/drainer -pd-urls=<pd> -addr=0.0.0.0:8249
 //! -advertise-addr=<cluster>-drainer-<name>.<ns>.svc:8249 -node-id=<cluster>-drainer-<name>
 //! -config=/etc/drainer/drainer.toml -data-dir=/data -initial-commit-ts=<ts or -1>`.
 
@@ -15,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config::{config_hash, render_drainer_toml};
-use super::{BuildError, Owner, pd_urls, pod, pump::claim};
+use super::{BuildError, Owner, launcher, pd_urls, pod, pump::claim};
 use crate::crd::{BinlogCluster, Downstream, DrainerSpec};
 use crate::labels;
 use crate::names;
@@ -120,7 +121,10 @@ pub fn drainer_deployment(
         name: "drainer".to_string(),
         image: Some(spec.image()),
         image_pull_policy: spec.image_pull_policy.clone(),
-        command: Some(vec!["/drainer".to_string()]),
+        command: Some(launcher::command(
+            launcher::drainer_script(),
+            launcher::DRAINER_LAUNCHER_NAME,
+        )),
         args: Some(drainer_args(cluster, drainer)?),
         env: (!env.is_empty()).then_some(env),
         ports: Some(vec![pod::port("drainer", names::DRAINER_PORT)]),
@@ -175,7 +179,8 @@ pub fn drainer_deployment(
 ///
 /// It carries the cluster's labels but **no owner reference**: a file drainer's volume holds
 /// the binlog files used for point-in-time recovery, and deleting the BinlogCluster must not
-/// garbage-collect them. The reconciler deletes it explicitly when its drainer is removed.
+/// garbage-collect them. Once its drainer is offline (removed from the spec, or with the whole
+/// cluster) the reconciler keeps or deletes it per `spec.drainerVolumeRetention`.
 pub fn drainer_pvc(
     cluster: &BinlogCluster,
     drainer: &DrainerSpec,
@@ -248,7 +253,9 @@ mod tests {
     #[test]
     fn stable_node_id_and_command_line() {
         let c = container(&deployment(0));
-        assert_eq!(c.command, Some(vec!["/drainer".to_string()]));
+        let command = c.command.unwrap();
+        assert_eq!(command[..2], ["/bin/sh", "-c"]);
+        assert_eq!(command[2], launcher::drainer_script());
         assert_eq!(
             c.args.unwrap(),
             [

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod drainer;
+pub mod launcher;
 mod pod;
 pub mod pump;
 pub mod service;

@@ -2,7 +2,7 @@
 //! from the claim template, a stable DNS name through the headless Service, and its pod name as
 //! its node id in PD's registry.
 //!
-//! The container runs
+//! The container runs, through the [`launcher`] that parks an offlined pump,
 //! `/pump -pd-urls=<pd> -addr=0.0.0.0:8250 -advertise-addr=$(POD_NAME).<cluster>-pump.<ns>.svc:8250
 //! -node-id=$(POD_NAME) -config=/etc/pump/pump.toml -data-dir=/data`, where `POD_NAME` comes from
 //! the downward API and Kubernetes expands `$(POD_NAME)` in the arguments.
@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config::{config_hash, render_pump_toml};
-use super::{BuildError, Owner, pd_urls, pod};
+use super::{BuildError, Owner, launcher, pd_urls, pod};
 use crate::crd::{BinlogCluster, StorageSpec};
 use crate::labels;
 use crate::names;
@@ -75,7 +75,10 @@ pub fn pump_stateful_set(cluster: &BinlogCluster) -> Result<StatefulSet, BuildEr
         name: "pump".to_string(),
         image: Some(spec.image()),
         image_pull_policy: spec.image_pull_policy.clone(),
-        command: Some(vec!["/pump".to_string()]),
+        command: Some(launcher::command(
+            launcher::pump_script(),
+            launcher::PUMP_LAUNCHER_NAME,
+        )),
         args: Some(pump_args(cluster)?),
         env: Some(vec![EnvVar {
             name: POD_NAME_ENV.to_string(),
@@ -229,7 +232,9 @@ mod tests {
     #[test]
     fn command_line_uses_the_pod_name_as_node_id_and_dns_name() {
         let c = container(&sts(&cluster()));
-        assert_eq!(c.command, Some(vec!["/pump".to_string()]));
+        let command = c.command.unwrap();
+        assert_eq!(command[..2], ["/bin/sh", "-c"]);
+        assert_eq!(command[2], launcher::pump_script());
         assert_eq!(
             c.args.unwrap(),
             [
