@@ -29,6 +29,20 @@ impl NodeProcess {
             "-heartbeat-interval=1".to_string(),
             "-fake-binlog-interval=1".to_string(),
         ];
+        // Test pumps keep writing on a nearly full disk (the default floor is 10 GiB free);
+        // tests of the floor itself bring their own config.
+        if !extra
+            .iter()
+            .any(|arg| arg.trim_start_matches('-').starts_with("config"))
+        {
+            let config = dir.join(format!("{node_id}.toml"));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(
+                &config,
+                "[storage]\nstop-write-at-available-space = \"64 MiB\"\n",
+            )?;
+            args.push(format!("-config={}", config.display()));
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         NodeProcess::launch("pump", pd_url, dir, node_id, &args)
     }
