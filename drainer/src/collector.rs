@@ -2,6 +2,11 @@
 //! `Notify`), runs one puller per pump, and merges their streams into one stream of strictly
 //! increasing commit ts. Paused pumps hold the merge and are named in the status; offline pumps are
 //! removed.
+//!
+//! Memory: each puller holds at most one binlog and the merge one per pump; binlogs handed on
+//! (up to `out`'s capacity, `cache-binlog-count`) together hold at most [`MAX_HANDED_ON_BYTES`]
+//! of payload, each keeping its share of that budget until it is dropped. A bigger binlog waits
+//! until the whole budget is free, then goes alone.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,13 @@ pub struct CollectorStatus {
     pub error: Option<String>,
 }
 
+/// Payload bytes of the binlogs handed on and not yet dropped.
+pub const MAX_HANDED_ON_BYTES: usize = 64 << 20;
+
+/// How stale the published status may be while items flow (every tick and notification
+/// publishes at once).
+const STATUS_EVERY: Duration = Duration::from_millis(100);
+
 /// A request to re-read the pump list now; answered with the refresh's outcome.
 pub type NotifyRequest = oneshot::Sender<Result<(), String>>;
 
@@ -80,8 +92,12 @@ pub async fn run(
     let mut ticker = tokio::time::interval(settings.detect_interval);
     let mut last_error = None;
     let mut positions: BTreeMap<String, i64> = BTreeMap::new();
+    let mut published = None::<tokio::time::Instant>;
+    let budget = Arc::new(Semaphore::new(MAX_HANDED_ON_BYTES));
 
     let result = loop {
+        // Items come by the thousand per second: their status changes are published in batches.
+        let mut only_items = false;
         tokio::select! {
             _ = ticker.tick() => {
                 last_error = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &mut credited, &items_tx).await.err();
@@ -92,6 +108,7 @@ pub async fn run(
                 let _ = reply.send(outcome);
             }
             Some((pump, item)) = items.recv() => {
+                only_items = true;
                 credited.remove(&pump);
                 match item {
                     Ok(item) if merger.has_source(&pump) => {
@@ -104,7 +121,13 @@ pub async fn run(
             }
             _ = binlog_cluster::shutdown::stopped(&mut stop) => break Ok(()),
         }
-        while let Some(item) = merger.pop() {
+        while let Some(mut item) = merger.pop() {
+            // Both bounds are at most u32::MAX.
+            let share = item.size.clamp(1, MAX_HANDED_ON_BYTES) as u32;
+            let Ok(permit) = budget.clone().acquire_many_owned(share).await else {
+                break;
+            };
+            item.budget = Some(permit);
             if out.send(item).await.is_err() {
                 break;
             }
@@ -119,7 +142,10 @@ pub async fn run(
             }
         }
         positions.retain(|pump, _| pumps.contains_key(pump));
-        publish(&status, &merger, &pumps, &positions, &last_error);
+        if !only_items || published.is_none_or(|at| at.elapsed() >= STATUS_EVERY) {
+            publish(&status, &merger, &pumps, &positions, &last_error);
+            published = Some(tokio::time::Instant::now());
+        }
         if out.is_closed() {
             break Ok(());
         }

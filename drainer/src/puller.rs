@@ -1,20 +1,23 @@
 //! One puller per pump: streams the pump's committed binlogs after the last commit ts it
 //! delivered, reconnecting (every second) after any error, and hands them to the collector one at
 //! a time (the collector grants a credit per item, so a puller never runs ahead of the merge).
+//! After a message over [`BIG_MESSAGE_BYTES`] it pulls again at once on a fresh stream: dropping
+//! the stream frees the receive buffer the big message grew, so a big binlog is held at most
+//! twice (raw and decoded), and only briefly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use binlog_proto::binlog::{Binlog, Pos, PullBinlogReq, pump_client::PumpClient};
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
 use crate::merge::Timestamped;
 
 /// One binlog as pulled from a pump.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct PulledBinlog {
     /// The commit ts (the merge key).
     pub commit_ts: i64,
@@ -24,6 +27,9 @@ pub struct PulledBinlog {
     pub binlog: Binlog,
     /// Payload size in bytes, for memory accounting.
     pub size: usize,
+    /// The share of the collector's byte budget the binlog holds until it is dropped (see
+    /// [`crate::collector`]); `None` until the collector hands it on.
+    pub budget: Option<OwnedSemaphorePermit>,
 }
 
 impl PulledBinlog {
@@ -108,7 +114,8 @@ pub async fn run(
         )
         .await;
         match result {
-            Ok(()) => {}
+            Ok(Ended::Reopen) => continue,
+            Ok(Ended::Stopped) => {}
             Err(Fatal(err)) => {
                 let _ = out.send((node_id.clone(), Err(err))).await;
                 return;
@@ -125,6 +132,19 @@ pub async fn run(
     }
 }
 
+/// A message bigger than this ends its stream before it is decoded, and the pull resumes at once
+/// on a new one: tonic keeps a stream's receive buffer as large as the largest message it
+/// carried, for as long as the stream lives.
+const BIG_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Why a pull ended without a failure.
+enum Ended {
+    /// The collector is gone.
+    Stopped,
+    /// After a big message: pull again at once, on a fresh stream.
+    Reopen,
+}
+
 enum Failure {
     Retry(String),
     Fatal(PullError),
@@ -138,7 +158,7 @@ async fn pull_once(
     settings: &PullerSettings,
     credits: &Semaphore,
     out: &mpsc::Sender<PullerMessage>,
-) -> Result<(), Failure> {
+) -> Result<Ended, Failure> {
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|err| Retry(err.to_string()))?
         .connect_timeout(Duration::from_secs(5))
@@ -165,7 +185,7 @@ async fn pull_once(
             offset: *after,
         }),
     };
-    let mut stream = match client.pull_binlogs(request).await {
+    let stream = match client.pull_binlogs(request).await {
         Ok(response) => response.into_inner(),
         Err(status) if status.code() == tonic::Code::OutOfRange => {
             return Err(Fatal(PullError::Purged {
@@ -176,20 +196,29 @@ async fn pull_once(
         }
         Err(status) => return Err(Retry(status.message().to_string())),
     };
-    loop {
-        let response = match stream.message().await {
+    let mut stream = Some(stream);
+    while let Some(open) = stream.as_mut() {
+        let response = match open.message().await {
             Ok(Some(response)) => response,
             Ok(None) => return Err(Retry("the pump ended the stream".into())),
             Err(status) => return Err(Retry(status.message().to_string())),
         };
-        let entity = response.entity.unwrap_or_default();
-        let binlog = Binlog::decode(entity.payload.as_slice()).map_err(|err| {
+        let payload = response.entity.unwrap_or_default().payload;
+        let size = payload.len();
+        // A big payload is the receive buffer's second copy: free the buffer (with its stream)
+        // before decoding makes a third; and the raw copy right after, rather than when the
+        // binlog is handed over.
+        if size > BIG_MESSAGE_BYTES {
+            stream = None;
+        }
+        let binlog = Binlog::decode(payload.as_slice()).map_err(|err| {
             Fatal(PullError::Malformed {
                 pump: node_id.to_string(),
                 after: *after,
                 message: err.to_string(),
             })
         })?;
+        drop(payload);
         if binlog.commit_ts <= *after {
             tracing::error!(pump = %node_id, commit_ts = binlog.commit_ts, after = *after, "receive unsort binlog");
         } else {
@@ -198,15 +227,17 @@ async fn pull_once(
         let item = PulledBinlog {
             commit_ts: binlog.commit_ts,
             start_ts: binlog.start_ts,
-            size: entity.payload.len(),
+            size,
             binlog,
+            budget: None,
         };
         let Ok(permit) = credits.acquire().await else {
-            return Ok(());
+            return Ok(Ended::Stopped);
         };
         permit.forget();
         if out.send((node_id.to_string(), Ok(item))).await.is_err() {
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
     }
+    Ok(Ended::Reopen)
 }

@@ -263,7 +263,7 @@ impl<S: SchemaSource> Syncer<S> {
             let keep = |database: &str, table: &str| !filter.skips(database, table);
             match self
                 .sink
-                .write_dml(commit_ts, &prewrite, self.tracker.catalog(), &keep)
+                .write_dml(commit_ts, &mut prewrite, self.tracker.catalog(), &keep)
                 .await
             {
                 Err(SinkError::Translate(TranslateError::UnknownTable { table_id, .. })) => {

@@ -9,7 +9,7 @@
 //! must be applied first ([`Causality::add`] says so) and the groups start afresh.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use tidb_codec::ColumnValue;
 
@@ -29,7 +29,7 @@ pub enum Placement {
 /// Groups of related conflict keys since the last reset.
 #[derive(Debug, Default)]
 pub struct Causality {
-    token_of_key: HashMap<u64, u64>,
+    token_of_key: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Causality {
@@ -121,8 +121,60 @@ pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
     unique
 }
 
-fn table_hasher(dml: &Dml) -> DefaultHasher {
-    let mut hasher = DefaultHasher::new();
+/// The hasher of conflict keys (and of the key table): an FxHash-style multiply-rotate over the
+/// many small writes a key is made of, finished with SplitMix64's mixer so that the low bits
+/// (which pick the worker) are as good as the high ones. Several times cheaper than SipHash, and
+/// the keys need only spread, not resist crafted collisions: a collision makes two unrelated
+/// changes share a worker, nothing worse.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &byte in words.remainder() {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_i128(&mut self, n: i128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn table_hasher(dml: &Dml) -> KeyHasher {
+    let mut hasher = KeyHasher::default();
     hasher.write(dml.database.as_bytes());
     hasher.write_u8(0);
     hasher.write(dml.table.as_bytes());
@@ -130,7 +182,7 @@ fn table_hasher(dml: &Dml) -> DefaultHasher {
     hasher
 }
 
-fn hash_name(hasher: &mut DefaultHasher, name: &str) {
+fn hash_name(hasher: &mut KeyHasher, name: &str) {
     for byte in name.bytes() {
         hasher.write_u8(byte.to_ascii_lowercase());
     }
@@ -140,7 +192,7 @@ fn hash_name(hasher: &mut DefaultHasher, name: &str) {
 /// Hashes a value so that values the downstream may consider equal in a unique key hash alike:
 /// numbers by numeric value whatever their type, text case-insensitively and without trailing
 /// spaces (the common collations). Over-matching only costs parallelism.
-fn hash_value(hasher: &mut DefaultHasher, value: &ColumnValue) {
+fn hash_value(hasher: &mut KeyHasher, value: &ColumnValue) {
     match value {
         ColumnValue::Null => hasher.write_u8(0),
         ColumnValue::Int(i) => number(hasher, i128::from(*i)),
@@ -171,12 +223,12 @@ fn hash_value(hasher: &mut DefaultHasher, value: &ColumnValue) {
     hasher.write_u8(0xfe);
 }
 
-fn number(hasher: &mut DefaultHasher, n: i128) {
+fn number(hasher: &mut KeyHasher, n: i128) {
     hasher.write_u8(1);
     hasher.write_i128(n);
 }
 
-fn float(hasher: &mut DefaultHasher, f: f64) {
+fn float(hasher: &mut KeyHasher, f: f64) {
     hasher.write_u8(2);
     // 0.0 and -0.0 are equal keys.
     hasher.write_u64(if f == 0.0 { 0 } else { f.to_bits() });

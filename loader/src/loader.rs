@@ -19,6 +19,7 @@ use crate::worker::Worker;
 /// the task that pushes and the ones that read its status.
 pub struct Loader {
     input: Mutex<Option<mpsc::UnboundedSender<Queued>>>,
+    whole_txns: bool,
     budget: Arc<Semaphore>,
     budget_limit: usize,
     shared: Arc<Shared>,
@@ -99,6 +100,7 @@ impl Loader {
         });
         Ok(Loader {
             input: Mutex::new(Some(input_tx)),
+            whole_txns: !config.enable_dispatch,
             budget,
             budget_limit,
             shared,
@@ -128,6 +130,13 @@ impl Loader {
         input
             .send(Queued { txn, bytes, permit })
             .map_err(|_| self.stopped_error())
+    }
+
+    /// Whether each pushed transaction becomes exactly one downstream transaction
+    /// (`enable-dispatch = false`). Otherwise transactions are split across workers and batches,
+    /// so a caller may as well push a big one in several parts.
+    pub fn keeps_transactions_whole(&self) -> bool {
+        self.whole_txns
     }
 
     /// How far pushed transactions are applied. Positions only grow; the sender is dropped

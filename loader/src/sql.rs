@@ -47,12 +47,31 @@ pub struct Planned {
 
 /// `` `name` `` with backquotes doubled.
 pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    let mut quoted = String::with_capacity(name.len() + 2);
+    push_ident(&mut quoted, name);
+    quoted
 }
 
 /// `` `db`.`table` ``.
 pub fn quote_table(database: &str, table: &str) -> String {
-    format!("{}.{}", quote_ident(database), quote_ident(table))
+    let mut quoted = String::with_capacity(database.len() + table.len() + 5);
+    push_ident(&mut quoted, database);
+    quoted.push('.');
+    push_ident(&mut quoted, table);
+    quoted
+}
+
+/// Appends `` `name` `` with backquotes doubled. Statements are built for every chunk, so this
+/// path avoids allocating per identifier.
+fn push_ident(sql: &mut String, name: &str) {
+    sql.push('`');
+    for part in name.split_inclusive('`') {
+        sql.push_str(part);
+        if part.ends_with('`') {
+            sql.push('`');
+        }
+    }
+    sql.push('`');
 }
 
 /// The parameter for a value (§3.4): numbers and bytes as they are; decimal, date/time, TIME
@@ -88,9 +107,13 @@ pub fn normalize(dml: &mut Dml, table: &TableInfo) {
     }
 }
 
-fn column_list(row: &[(String, ColumnValue)]) -> String {
-    let names: Vec<String> = row.iter().map(|(name, _)| quote_ident(name)).collect();
-    names.join(",")
+fn push_column_list(sql: &mut String, row: &[(String, ColumnValue)]) {
+    for (i, (name, _)) in row.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        push_ident(sql, name);
+    }
 }
 
 fn placeholders(count: usize) -> String {
@@ -117,12 +140,16 @@ pub fn insert_rows(rows: &[&Dml], replace: bool) -> Statement {
     };
     let verb = if replace { "REPLACE" } else { "INSERT" };
     let one_row = placeholders(first.values.len());
-    let mut sql = format!(
-        "{verb} INTO {}({}) VALUES ",
-        quote_table(&first.database, &first.table),
-        column_list(&first.values)
-    );
-    sql.reserve(rows.len() * (one_row.len() + 1));
+    let mut sql =
+        String::with_capacity(64 + 16 * first.values.len() + rows.len() * (one_row.len() + 1));
+    sql.push_str(verb);
+    sql.push_str(" INTO ");
+    push_ident(&mut sql, &first.database);
+    sql.push('.');
+    push_ident(&mut sql, &first.table);
+    sql.push('(');
+    push_column_list(&mut sql, &first.values);
+    sql.push_str(") VALUES ");
     let mut params = Vec::with_capacity(rows.len() * first.values.len());
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
@@ -159,7 +186,7 @@ fn push_where(
         if i > 0 {
             sql.push_str(" AND ");
         }
-        sql.push_str(&quote_ident(column));
+        push_ident(sql, column);
         if *value == ColumnValue::Null {
             sql.push_str(" IS NULL");
         } else {
@@ -178,7 +205,7 @@ pub fn update(dml: &Dml, table: &TableInfo) -> Statement {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&quote_ident(name));
+        push_ident(&mut sql, name);
         sql.push_str(" = ?");
         params.push(to_param(value));
     }
@@ -226,78 +253,85 @@ fn same_insert_shape(first: &Dml, next: &Dml) -> bool {
             .all(|((a, _), (b, _))| a == b)
 }
 
-/// The statements that apply `changes` in order. Normal mode: INSERT / UPDATE / DELETE. Safe
-/// mode (§4.3), idempotent when re-applied: insert → REPLACE, update → DELETE by the old row
-/// then REPLACE the new one, delete unchanged; on a table without unique keys (where REPLACE
-/// finds nothing to replace) inserts and updates first delete one copy of the row they write. Consecutive inserts into one table with the same
-/// columns become one multi-row statement, bounded by [`MAX_PLACEHOLDERS`] and
-/// [`MAX_STATEMENT_BYTES`].
+/// The statements that apply `changes`. Normal mode: INSERT / UPDATE / DELETE. Safe mode
+/// (§4.3), idempotent when re-applied: insert → REPLACE, update → DELETE by the old row then
+/// REPLACE the new one, delete unchanged; on a table without unique keys (where REPLACE finds
+/// nothing to replace) inserts and updates first delete one copy of the row they write.
+///
+/// The changes of one table keep their order, but the tables are taken one after the other (in
+/// order of first appearance): changes to different tables never touch the same row, and a
+/// chunk commits as one transaction, so only the number of statements changes. Consecutive
+/// inserts into one table with the same columns then become one multi-row statement, bounded by
+/// [`MAX_PLACEHOLDERS`] and [`MAX_STATEMENT_BYTES`]. Each statement names the index in
+/// `changes` of the first change it writes.
 pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
+    let order = by_table(changes);
     let mut planned = Vec::new();
     let mut i = 0;
-    while i < changes.len() {
-        let change = &changes[i];
+    while i < order.len() {
+        let source = order[i];
+        let change = &changes[source];
         let dml = &change.dml;
         let keyless = change.table.unique_keys.is_empty();
+        let mut push = |statement| planned.push(Planned { statement, source });
         match dml.kind {
             DmlKind::Insert if safe_mode && keyless => {
-                planned.push(Planned {
-                    statement: delete_new_row(dml, &change.table),
-                    source: i,
-                });
-                planned.push(Planned {
-                    statement: insert(dml, false),
-                    source: i,
-                });
+                push(delete_new_row(dml, &change.table));
+                push(insert(dml, false));
             }
             DmlKind::Insert => {
                 let columns = dml.values.len().max(1);
                 let mut end = i + 1;
                 let mut bytes = dml.approx_bytes();
-                while end < changes.len()
-                    && same_insert_shape(dml, &changes[end].dml)
+                while let Some(next) = order.get(end).map(|&k| &changes[k].dml)
+                    && same_insert_shape(dml, next)
                     && (end - i + 1) * columns <= MAX_PLACEHOLDERS
-                    && bytes + changes[end].dml.approx_bytes() <= MAX_STATEMENT_BYTES
+                    && bytes + next.approx_bytes() <= MAX_STATEMENT_BYTES
                 {
-                    bytes += changes[end].dml.approx_bytes();
+                    bytes += next.approx_bytes();
                     end += 1;
                 }
-                let rows: Vec<&Dml> = changes[i..end].iter().map(|c| &c.dml).collect();
-                planned.push(Planned {
-                    statement: insert_rows(&rows, safe_mode),
-                    source: i,
-                });
+                let rows: Vec<&Dml> = order[i..end].iter().map(|&k| &changes[k].dml).collect();
+                push(insert_rows(&rows, safe_mode));
                 i = end;
                 continue;
             }
             DmlKind::Update if safe_mode => {
-                planned.push(Planned {
-                    statement: delete_old_row(dml, &change.table),
-                    source: i,
-                });
+                push(delete_old_row(dml, &change.table));
                 if keyless {
-                    planned.push(Planned {
-                        statement: delete_new_row(dml, &change.table),
-                        source: i,
-                    });
+                    push(delete_new_row(dml, &change.table));
                 }
-                planned.push(Planned {
-                    statement: insert(dml, true),
-                    source: i,
-                });
+                push(insert(dml, true));
             }
-            DmlKind::Update => planned.push(Planned {
-                statement: update(dml, &change.table),
-                source: i,
-            }),
-            DmlKind::Delete => planned.push(Planned {
-                statement: delete(dml, &change.table),
-                source: i,
-            }),
+            DmlKind::Update => push(update(dml, &change.table)),
+            DmlKind::Delete => push(delete(dml, &change.table)),
         }
         i += 1;
     }
     planned
+}
+
+/// Indexes of `changes`, grouped by table in order of the tables' first appearance, each
+/// table's changes in their original order.
+fn by_table(changes: &[RowChange]) -> Vec<usize> {
+    let mut tables: Vec<(&str, &str)> = Vec::new();
+    let mut grouped: Vec<(usize, usize)> = changes
+        .iter()
+        .enumerate()
+        .map(|(index, change)| {
+            let table = (change.dml.database.as_str(), change.dml.table.as_str());
+            let group = match tables.iter().position(|t| *t == table) {
+                Some(group) => group,
+                None => {
+                    tables.push(table);
+                    tables.len() - 1
+                }
+            };
+            (group, index)
+        })
+        .collect();
+    grouped.sort_unstable();
+    grouped.into_iter().map(|(_, index)| index).collect()
 }
 
 #[cfg(test)]
@@ -359,6 +393,9 @@ mod tests {
     #[test]
     fn identifiers_are_backquoted_with_backquotes_doubled() {
         assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(quote_ident("`"), "````");
+        assert_eq!(quote_ident("x``"), "`x`````");
+        assert_eq!(quote_ident(""), "``");
         assert_eq!(quote_table("d`b", "t"), "`d``b`.`t`");
     }
 
@@ -471,6 +508,40 @@ mod tests {
         );
         c.dml.table = "other".into();
         assert_eq!(plan(&[a, b, c], false).len(), 3);
+    }
+
+    #[test]
+    fn interleaved_tables_are_planned_table_by_table_keeping_each_tables_order() {
+        let info = table(&[("PRIMARY", &["id"])]);
+        let on =
+            |table: &str, kind, values: &[(&str, ColumnValue)], old: &[(&str, ColumnValue)]| {
+                let mut c = change(kind, values, old, &info);
+                c.dml.table = table.into();
+                c
+            };
+        let chunk = vec![
+            on("t", DmlKind::Insert, &[("id", Int(1))], &[]),
+            on("u", DmlKind::Insert, &[("id", Int(1))], &[]),
+            on("t", DmlKind::Delete, &[("id", Int(1))], &[]),
+            on("u", DmlKind::Insert, &[("id", Int(2))], &[]),
+            on("t", DmlKind::Insert, &[("id", Int(1))], &[]),
+            on("t", DmlKind::Insert, &[("id", Int(2))], &[]),
+            on("u", DmlKind::Update, &[("id", Int(3))], &[("id", Int(2))]),
+        ];
+        let planned = plan(&chunk, false);
+        assert_eq!(
+            sqls(&planned),
+            [
+                "INSERT INTO `d``b`.`t`(`id`) VALUES (?)",
+                "DELETE FROM `d``b`.`t` WHERE `id` = ? LIMIT 1",
+                "INSERT INTO `d``b`.`t`(`id`) VALUES (?),(?)",
+                "INSERT INTO `d``b`.`u`(`id`) VALUES (?),(?)",
+                "UPDATE `d``b`.`u` SET `id` = ? WHERE `id` = ? LIMIT 1",
+            ]
+        );
+        let sources: Vec<usize> = planned.iter().map(|p| p.source).collect();
+        assert_eq!(sources, [0, 2, 4, 1, 6]);
+        assert_eq!(planned[3].statement.params, [Value::Int(1), Value::Int(2)]);
     }
 
     #[test]

@@ -69,30 +69,21 @@ impl Worker {
         events: mpsc::UnboundedSender<WorkerEvent>,
     ) {
         let mut queue: VecDeque<Unit> = VecDeque::new();
-        let mut queued = 0usize;
         loop {
             if queue.is_empty() {
                 match units.recv().await {
-                    Some(unit) => {
-                        queued += unit.changes.len();
-                        queue.push_back(unit);
-                    }
+                    Some(unit) => queue.push_back(unit),
                     None => return,
                 }
             }
-            if let Some(batch) = self.batch_size {
-                while queued < batch {
-                    match units.try_recv() {
-                        Ok(unit) => {
-                            queued += unit.changes.len();
-                            queue.push_back(unit);
-                        }
-                        Err(_) => break,
-                    }
+            // Everything routed here so far (the loader's byte budget bounds it), so that chunks
+            // can be made of one table's changes.
+            if self.batch_size.is_some() {
+                while let Ok(unit) = units.try_recv() {
+                    queue.push_back(unit);
                 }
             }
             let (chunk, done) = self.take_chunk(&mut queue);
-            queued -= chunk.len();
             let event = match self.apply(&chunk).await {
                 Ok(()) => WorkerEvent::Applied(done),
                 Err(err) => WorkerEvent::Failed(err),
@@ -104,7 +95,11 @@ impl Worker {
         }
     }
 
-    /// The next chunk from the front of the queue and the units it completes.
+    /// The next chunk and the units it completes. With a batch size: up to that many changes
+    /// of the table the queue starts with, in queue order, taken from every unit (other tables'
+    /// changes keep their order and wait for their own chunk). Changes of different tables never
+    /// touch the same row, and a one-table chunk is usually one multi-row statement. Without a
+    /// batch size: the first unit, whole.
     fn take_chunk(&self, queue: &mut VecDeque<Unit>) -> (Vec<RowChange>, Vec<u64>) {
         let Some(batch) = self.batch_size else {
             return match queue.pop_front() {
@@ -112,17 +107,48 @@ impl Worker {
                 None => (Vec::new(), Vec::new()),
             };
         };
+        let Some((info, database, table)) = queue
+            .front()
+            .and_then(|unit| unit.changes.front())
+            .map(|c| (c.table.clone(), c.dml.database.clone(), c.dml.table.clone()))
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        // Changes of one table share its metadata, except across a cache eviction.
+        let of_table = |c: &RowChange| {
+            Arc::ptr_eq(&c.table, &info) || (c.dml.table == table && c.dml.database == database)
+        };
         let mut chunk = Vec::with_capacity(batch);
         let mut done = Vec::new();
-        while chunk.len() < batch {
-            let Some(front) = queue.front_mut() else {
+        let mut visited = 0;
+        for unit in queue.iter_mut() {
+            if chunk.len() == batch {
                 break;
-            };
-            let take = (batch - chunk.len()).min(front.changes.len());
-            chunk.extend(front.changes.drain(..take));
-            if front.changes.is_empty() {
-                done.push(front.seq);
-                queue.pop_front();
+            }
+            visited += 1;
+            while chunk.len() < batch && unit.changes.front().is_some_and(of_table) {
+                chunk.extend(unit.changes.pop_front());
+            }
+            if chunk.len() < batch && unit.changes.iter().any(of_table) {
+                let mut others = VecDeque::with_capacity(unit.changes.len());
+                for change in unit.changes.drain(..) {
+                    if chunk.len() < batch && of_table(&change) {
+                        chunk.push(change);
+                    } else {
+                        others.push_back(change);
+                    }
+                }
+                unit.changes = others;
+            }
+            if unit.changes.is_empty() {
+                done.push(unit.seq);
+            }
+        }
+        // Only visited units can have emptied; the queue may be long.
+        let visited: Vec<Unit> = queue.drain(..visited).collect();
+        for unit in visited.into_iter().rev() {
+            if !unit.changes.is_empty() {
+                queue.push_front(unit);
             }
         }
         (chunk, done)
@@ -300,6 +326,50 @@ mod tests {
         assert_eq!((chunk.len(), done), (4, vec![1]));
         let (chunk, done) = w.take_chunk(&mut queue);
         assert_eq!((chunk.len(), done), (3, vec![2, 3]));
+        assert!(queue.is_empty());
+    }
+
+    /// A unit with one change per entry of `tables` (name and metadata, shared by the changes
+    /// of a table as the dispatcher does), numbered in `values` by position.
+    fn mixed(seq: u64, tables: &[(&str, &Arc<TableInfo>)]) -> Unit {
+        let mut unit = unit(seq, tables.len());
+        for (n, (change, (name, info))) in unit.changes.iter_mut().zip(tables).enumerate() {
+            change.dml.table = name.to_string();
+            change.table = Arc::clone(info);
+            change.dml.values = vec![("n".into(), tidb_codec::ColumnValue::Int(n as i64))];
+        }
+        unit
+    }
+
+    fn described(chunk: &[RowChange]) -> Vec<String> {
+        chunk
+            .iter()
+            .map(|c| format!("{}{}#{:?}", c.dml.table, c.commit_ts, c.dml.values[0].1))
+            .collect()
+    }
+
+    #[test]
+    fn a_chunk_holds_one_tables_changes_in_queue_order() {
+        let w = worker(Some(3));
+        let (a, b) = (
+            Arc::new(TableInfo::default()),
+            Arc::new(TableInfo::default()),
+        );
+        let mut queue: VecDeque<Unit> = [
+            mixed(1, &[("a", &a), ("b", &b), ("a", &a)]),
+            mixed(2, &[("b", &b)]),
+            mixed(3, &[("a", &a), ("a", &a)]),
+        ]
+        .into();
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!(described(&chunk), ["a1#Int(0)", "a1#Int(2)", "a3#Int(0)"]);
+        assert!(done.is_empty(), "every unit still has changes");
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!(described(&chunk), ["b1#Int(1)", "b2#Int(0)"]);
+        assert_eq!(done, [1, 2]);
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!(described(&chunk), ["a3#Int(1)"]);
+        assert_eq!(done, [3]);
         assert!(queue.is_empty());
     }
 

@@ -44,11 +44,12 @@ pub enum Sink {
 
 impl Sink {
     /// Translates and writes one transaction's row changes; `false` when nothing survived the
-    /// filter (the caller then records progress without a write).
+    /// filter (the caller then records progress without a write). The MySQL sink takes the raw
+    /// rows out of `prewrite` as it translates them; an unknown table fails before that.
     pub async fn write_dml(
         &mut self,
         commit_ts: i64,
-        prewrite: &PrewriteValue,
+        prewrite: &mut PrewriteValue,
         catalog: &Catalog,
         keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<bool, SinkError> {

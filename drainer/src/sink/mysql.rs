@@ -1,5 +1,10 @@
 //! The MySQL/TiDB sink: binlogs translated into the loader's row changes and DDL; the loader's
 //! applied position (transactions committed downstream, in push order) becomes confirmations.
+//!
+//! When the loader dispatches (splits transactions across workers and batches anyway), a
+//! transaction is translated and pushed in slices of [`SLICE_BYTES`], so a huge one is held by
+//! the loader's byte budget, not whole; it is confirmed once its last slice is applied. Without
+//! dispatch each transaction stays one downstream transaction, so it goes whole.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,11 +17,15 @@ use super::{DdlStatement, SinkError};
 use crate::schema::Catalog;
 use crate::translate::sql;
 
+/// Estimated bytes ([`binlog_loader::Dml::approx_bytes`]) of row changes per pushed slice.
+pub const SLICE_BYTES: usize = 4 << 20;
+
 pub struct MysqlSink {
     loader: Arc<Loader>,
     applied: watch::Receiver<AppliedPosition>,
-    /// Commit ts of pushed, unconfirmed transactions, in push order.
-    pushed: VecDeque<i64>,
+    /// Per pushed, unapplied loader transaction, in push order: the commit ts its application
+    /// confirms, or `None` for a slice that is not its transaction's last.
+    pushed: VecDeque<Option<i64>>,
     confirmed: u64,
 }
 
@@ -35,27 +44,42 @@ impl MysqlSink {
     async fn push(&mut self, txn: Txn) -> Result<(), SinkError> {
         let commit_ts = txn.commit_ts;
         self.loader.push(txn).await?;
-        self.pushed.push_back(commit_ts);
+        self.pushed.push_back(Some(commit_ts));
         Ok(())
     }
 
+    /// Translates and pushes a transaction's row changes (consuming `prewrite`'s raw rows);
+    /// `false` when none survived `keep`.
     pub async fn write_dml(
         &mut self,
         commit_ts: i64,
-        prewrite: &PrewriteValue,
+        prewrite: &mut PrewriteValue,
         catalog: &Catalog,
         keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<bool, SinkError> {
-        let dmls = sql::dmls(commit_ts, prewrite, catalog, keep)?;
-        if dmls.is_empty() {
-            return Ok(false);
+        let slice_bytes = if self.loader.keeps_transactions_whole() {
+            usize::MAX
+        } else {
+            SLICE_BYTES
+        };
+        let mut slices = sql::DmlSlices::new(commit_ts, prewrite, catalog, keep)?;
+        let mut pushed = false;
+        while let Some(dmls) = slices.next_slice(slice_bytes)? {
+            self.loader
+                .push(Txn {
+                    commit_ts,
+                    change: TxnChange::Dml(dmls),
+                })
+                .await?;
+            self.pushed.push_back(None);
+            pushed = true;
         }
-        self.push(Txn {
-            commit_ts,
-            change: TxnChange::Dml(dmls),
-        })
-        .await?;
-        Ok(true)
+        // Only the last slice confirms the transaction: the loader reports in push order, and
+        // confirmations are not taken while this runs (it holds the sink).
+        if pushed && let Some(last) = self.pushed.back_mut() {
+            *last = Some(commit_ts);
+        }
+        Ok(pushed)
     }
 
     pub async fn write_ddl(&mut self, ddl: DdlStatement) -> Result<bool, SinkError> {
@@ -75,7 +99,10 @@ impl MysqlSink {
     fn take_confirmed(&mut self, position: AppliedPosition) -> Vec<i64> {
         let newly = position.txns.saturating_sub(self.confirmed) as usize;
         self.confirmed = self.confirmed.max(position.txns);
-        self.pushed.drain(..newly.min(self.pushed.len())).collect()
+        self.pushed
+            .drain(..newly.min(self.pushed.len()))
+            .flatten()
+            .collect()
     }
 
     pub async fn confirmations(&mut self) -> Result<Vec<i64>, SinkError> {

@@ -2,7 +2,8 @@
 //! [`crate::schema`] catalog (reference drainer.md §3.3, §4.1, §6.1).
 //!
 //! Pure: bytes and table definitions in, row changes out. [`row_events`] walks a
-//! `TableMutation`'s sequence over its three row lists; [`sql`] turns the events into the
+//! `TableMutation`'s sequence over its three row lists ([`take_next_event`] does the same one
+//! event at a time, freeing each raw row once decoded); [`sql`] turns the events into the
 //! loader's row changes, [`pb`] into the file sink's `pb_binlog` messages.
 
 pub mod pb;
@@ -69,34 +70,112 @@ pub fn row_events<'a>(
     table: &'a TableInfo,
     mutation: &'a TableMutation,
 ) -> impl Iterator<Item = Result<RowEvent, RowError>> + 'a {
-    let (mut inserts, mut updates, mut deletes) = (0usize, 0usize, 0usize);
-    mutation.sequence.iter().map(move |&tp| {
-        let take = |rows: &'a [Vec<u8>], cursor: &mut usize, kind: &'static str| {
-            let row = rows.get(*cursor).ok_or(RowError::SequenceOverrun {
-                kind,
-                index: *cursor,
-                available: rows.len(),
-            })?;
-            *cursor += 1;
-            Ok::<_, RowError>(row.as_slice())
-        };
-        match MutationType::try_from(tp) {
-            Ok(MutationType::Insert) => {
-                let row = take(&mutation.inserted_rows, &mut inserts, "inserted")?;
-                Ok(RowEvent::Insert(mutation::decode_insert(table, row)?))
-            }
-            Ok(MutationType::Update) => {
-                let row = take(&mutation.updated_rows, &mut updates, "updated")?;
-                let (old, new) = mutation::decode_update(table, row)?;
-                Ok(RowEvent::Update { old, new })
-            }
-            Ok(MutationType::DeleteRow) => {
-                let row = take(&mutation.deleted_rows, &mut deletes, "deleted")?;
-                Ok(RowEvent::Delete(mutation::decode_delete(table, row)?))
-            }
-            _ => Err(RowError::UnsupportedType(tp)),
-        }
+    let mut cursor = EventCursor::default();
+    std::iter::from_fn(move || {
+        let next = cursor.advance(&mutation.sequence)?;
+        Some(next.and_then(|(kind, index)| {
+            let rows = kind.rows(mutation);
+            let row = rows
+                .get(index)
+                .ok_or_else(|| kind.overrun(index, rows.len()))?;
+            kind.decode(table, row)
+        }))
     })
+}
+
+/// Decodes the next row event of `mutation` and takes its raw row out of it, so that the bytes
+/// are freed as soon as they are decoded (a huge transaction is never held twice); `None` after
+/// the last event. Use one `cursor` per mutation, from its default.
+pub fn take_next_event(
+    table: &TableInfo,
+    mutation: &mut TableMutation,
+    cursor: &mut EventCursor,
+) -> Option<Result<RowEvent, RowError>> {
+    let next = cursor.advance(&mutation.sequence)?;
+    Some(next.and_then(|(kind, index)| {
+        let rows = kind.rows_mut(mutation);
+        let available = rows.len();
+        let row = rows
+            .get_mut(index)
+            .map(std::mem::take)
+            .ok_or_else(|| kind.overrun(index, available))?;
+        kind.decode(table, &row)
+    }))
+}
+
+/// Where a walk over a mutation's `sequence` is: the next sequence entry, and the next row of
+/// each of the three row lists.
+#[derive(Debug, Clone, Default)]
+pub struct EventCursor {
+    sequence: usize,
+    rows: [usize; 3],
+}
+
+impl EventCursor {
+    /// The next event's row list and index in it; `None` at the end of `sequence`.
+    fn advance(&mut self, sequence: &[i32]) -> Option<Result<(RowKind, usize), RowError>> {
+        let tp = *sequence.get(self.sequence)?;
+        self.sequence += 1;
+        let kind = match MutationType::try_from(tp) {
+            Ok(MutationType::Insert) => RowKind::Inserted,
+            Ok(MutationType::Update) => RowKind::Updated,
+            Ok(MutationType::DeleteRow) => RowKind::Deleted,
+            _ => return Some(Err(RowError::UnsupportedType(tp))),
+        };
+        let index = self.rows[kind as usize];
+        self.rows[kind as usize] += 1;
+        Some(Ok((kind, index)))
+    }
+}
+
+/// The three row lists of a `TableMutation`.
+#[derive(Debug, Clone, Copy)]
+enum RowKind {
+    Inserted,
+    Updated,
+    Deleted,
+}
+
+impl RowKind {
+    fn rows(self, mutation: &TableMutation) -> &[Vec<u8>] {
+        match self {
+            RowKind::Inserted => &mutation.inserted_rows,
+            RowKind::Updated => &mutation.updated_rows,
+            RowKind::Deleted => &mutation.deleted_rows,
+        }
+    }
+
+    fn rows_mut(self, mutation: &mut TableMutation) -> &mut [Vec<u8>] {
+        match self {
+            RowKind::Inserted => &mut mutation.inserted_rows,
+            RowKind::Updated => &mut mutation.updated_rows,
+            RowKind::Deleted => &mut mutation.deleted_rows,
+        }
+    }
+
+    fn overrun(self, index: usize, available: usize) -> RowError {
+        let kind = match self {
+            RowKind::Inserted => "inserted",
+            RowKind::Updated => "updated",
+            RowKind::Deleted => "deleted",
+        };
+        RowError::SequenceOverrun {
+            kind,
+            index,
+            available,
+        }
+    }
+
+    fn decode(self, table: &TableInfo, row: &[u8]) -> Result<RowEvent, RowError> {
+        Ok(match self {
+            RowKind::Inserted => RowEvent::Insert(mutation::decode_insert(table, row)?),
+            RowKind::Updated => {
+                let (old, new) = mutation::decode_update(table, row)?;
+                RowEvent::Update { old, new }
+            }
+            RowKind::Deleted => RowEvent::Delete(mutation::decode_delete(table, row)?),
+        })
+    }
 }
 
 /// One mutation with the table it changes.
@@ -119,37 +198,54 @@ impl TableChange<'_> {
 }
 
 /// The mutations of a transaction on the tables `keep(database, table)` accepts, each with the
-/// table definition it was encoded with. Mutations of tables dropped or truncated since
-/// (replayed after a restart) are skipped; a table the catalog never knew is an error.
+/// table definition it was encoded with (see [`resolve_tables`]).
 pub(crate) fn table_changes<'a>(
     commit_ts: i64,
     prewrite: &'a PrewriteValue,
     catalog: &'a Catalog,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<TableChange<'a>>, TranslateError> {
-    let mut changes = Vec::with_capacity(prewrite.mutations.len());
-    for mutation in &prewrite.mutations {
-        match catalog.table_for_change(mutation.table_id, prewrite.schema_version) {
-            TableLookup::Found { database, table } => {
-                if keep(database, &table.name.o) {
-                    changes.push(TableChange {
-                        database,
-                        table,
-                        mutation,
-                    });
+    let targets = resolve_tables(commit_ts, prewrite, catalog, keep)?;
+    Ok(targets
+        .into_iter()
+        .zip(&prewrite.mutations)
+        .filter_map(|(target, mutation)| {
+            target.map(|(database, table)| TableChange {
+                database,
+                table,
+                mutation,
+            })
+        })
+        .collect())
+}
+
+/// For each mutation of a transaction, in order, its database and the table definition it was
+/// encoded with, or `None` when `keep(database, table)` refuses the table or the table was dropped
+/// or truncated since (a replay after a restart); a table the catalog never knew is an error.
+/// The answers borrow only the catalog, so the caller may then consume the mutations.
+pub(crate) fn resolve_tables<'c>(
+    commit_ts: i64,
+    prewrite: &PrewriteValue,
+    catalog: &'c Catalog,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Option<(&'c str, &'c TableInfo)>>, TranslateError> {
+    prewrite
+        .mutations
+        .iter()
+        .map(|mutation| {
+            match catalog.table_for_change(mutation.table_id, prewrite.schema_version) {
+                TableLookup::Found { database, table } => {
+                    Ok(keep(database, &table.name.o).then_some((database, table)))
                 }
-            }
-            TableLookup::Gone => {}
-            TableLookup::Unknown => {
-                return Err(TranslateError::UnknownTable {
+                TableLookup::Gone => Ok(None),
+                TableLookup::Unknown => Err(TranslateError::UnknownTable {
                     commit_ts,
                     table_id: mutation.table_id,
                     schema_version: prewrite.schema_version,
-                });
+                }),
             }
-        }
-    }
-    Ok(changes)
+        })
+        .collect()
 }
 
 /// Approximate in-memory size of a mutation's row data, for byte budgets.

@@ -1,10 +1,19 @@
-//! Pump benchmarks, reported as ratios against a baseline measured in the same run.
+//! Pump and drainer benchmarks, reported as ratios against baselines measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p e2e --bin bench -- pump-write   # ingest
-//! cargo run --release -p e2e --bin bench -- pump-pull    # cold start + pull everything
-//! cargo run --release -p e2e --bin bench                 # both, the pull reading what was written
+//! cargo build --release --workspace --bins                        # the release pump, pd-sim, drainer
+//! cargo run --release -p e2e --bin bench -- pump-write            # ingest
+//! cargo run --release -p e2e --bin bench -- pump-pull             # cold start + pull everything
+//! cargo run --release -p e2e --bin bench -- pump                  # both, the pull reading what was written
+//! cargo run --release -p e2e --bin bench -- drainer-apply         # apply rate vs. a bulk loader
+//! cargo run --release -p e2e --bin bench -- drainer-latency       # commit → visible downstream
+//! cargo run --release -p e2e --bin bench -- drainer-backlog       # RSS catching up 1 GiB
+//! cargo run --release -p e2e --bin bench -- drainer               # the three, in one world
+//! cargo run --release -p e2e --bin bench                          # everything (about 4 minutes)
 //! ```
+//!
+//! `drainer-apply` takes `--rows` (200,000), `--max-txn-rows` (5), `--worker-count` (16) and
+//! `--txn-batch` (20); the last two configure the drainer and its baseline alike.
 //!
 //! Absolute figures on a shared 2-core machine are noise; the ratios are the figures. Targets are
 //! printed next to them but never asserted: the program exits non-zero only on real errors.
@@ -52,6 +61,62 @@
 //! is a *warm* read from the page cache, and so was the pump's (caches are not dropped: that
 //! would disturb the whole shared machine). `ratio = baseline time ÷ pump time` for the same data.
 //! Run alone, `pump-pull` first preloads a fresh pump with 200,000 binlogs at full speed.
+//!
+//! # The drainer benchmarks' world
+//!
+//! Real etcd and pd-sim, two release pumps (their free-disk reserve lowered to 1 GiB: the shared
+//! machines' disks are often nearly full), a truth MariaDB holding only the schema and DDL
+//! history that a fresh `tidb-sim run` sets up (databases `sim_a`, `sim_b` and their tables),
+//! the simulator's TiDB status API, a downstream MariaDB, and one release `drainer` (`[syncer]
+//! worker-count` and `txn-batch` from the flags, otherwise defaults, so the safe mode forced for
+//! the first 5 minutes after a start is on throughout: inserts are `REPLACE`s). The drainer starts
+//! before the setup DDL, so it creates the tables downstream itself. Row changes are inserts
+//! into `sim_a.ints` (integer handle, every integer type), `sim_a.strings` (clustered
+//! `(varchar, bigint)` key; decimal, float, double, char, varchar, text, blob, varbinary) and
+//! `sim_b.upk` (unsigned handle), rows encoded in TiDB's format by the codec and written as TiDB
+//! does (prewrite to a pump chosen by TiDB's pump client, then the commit to the same pump).
+//! Every phase prints where the CPU went: drainer, downstream MariaDB, this process, the rest
+//! of the machine.
+//!
+//! # drainer-apply
+//!
+//! With no drainer running, `--rows` rows are written in transactions of 1 to `--max-txn-rows`
+//! rows, each row in a random one of the three tables (timestamps composed locally, as for the
+//! pump benchmarks; harmless since no drainer pulls meanwhile). Then the drainer starts and the
+//! apply rate is timed from the first row visible in any table to the last row landing (the
+//! server's `Handler_write` count polled every 10 ms, confirmed by counting the tables).
+//!
+//! **Baseline** (the denominator): the same rows, regenerated, written by
+//! `binlog_loader::bulk::insert_rows` — multi-row `INSERT`s of `--txn-batch` rows in autocommit
+//! over `--worker-count` connections, table after table, no ordering or conflict detection —
+//! into fresh copies of the tables (created from the truth's `SHOW CREATE TABLE`) in the same
+//! MariaDB. It runs right before and right after the drainer, and `ratio = drainer rows/s ÷ mean
+//! baseline rows/s`; every copy is checksummed (`CHECKSUM TABLE`, which must match the drainer's)
+//! and removed before the next phase, so each phase starts with empty tables. Also printed per
+//! row: CPU µs of the drainer, MariaDB and this process, and the statements and explicit commits
+//! the server counted. Target: ratio ≥ 0.8. Background load moves the ratio a lot: the baseline
+//! is bound by round trips with CPU to spare, while the drainer's pipeline and MariaDB compete
+//! for the same two cores, so a busy machine slows the baseline more than the drainer.
+//!
+//! # drainer-latency
+//!
+//! With the drainer caught up, 200 transactions per second of 1–3 inserted rows in the two
+//! tables with an integer handle, timestamps from PD as TiDB takes them (start ts, prewrite,
+//! commit ts, commit). Per transaction, the time from its commit binlog being acknowledged until
+//! every one of its rows is visible downstream, found by polling a primary-key range scan of
+//! each table every 5 ms (the figures' resolution). 2 s warm-up, 15 s measured, then 1 s more
+//! load (the last transaction of a stream waits for the other pump's next binlog, which says
+//! more about the end of the load than about the drainer). p50/p99/max; target p99 ≤ 1 s.
+//!
+//! # drainer-backlog
+//!
+//! With the drainer stopped (SIGTERM), about 1 GiB of prewrite values is written: rows of about
+//! 1 KiB (a 900-character TEXT) into `sim_a.strings` in transactions of about 32 KiB, and half way
+//! one transaction of about 100 MB (≈100,000 rows). Then the drainer starts again (a fresh
+//! process) and catches up until its checkpoint reaches the last commit ts; its `VmRSS` is
+//! sampled every 100 ms (split at the checkpoint passing the big transaction) and `VmHWM` read at
+//! the end. Target: VmHWM ≤ 512 MiB. Also printed: MiB/s and rows/s caught up, and that every row
+//! landed.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
@@ -70,6 +135,8 @@ use clap::{Parser, ValueEnum};
 use e2e::{Etcd, PdSimProcess, PumpProcess};
 use prost::Message;
 use tonic::transport::Channel;
+
+mod drainer;
 
 /// Concurrent writers, each with one request outstanding.
 const CLIENTS: usize = 64;
@@ -106,44 +173,91 @@ const TARGET_WRITE_RATIO: f64 = 0.5;
 const TARGET_RSS_MIB: f64 = 200.0;
 
 #[derive(Parser)]
-#[command(about = "Pump benchmarks, as ratios against baselines measured in the same run")]
+#[command(
+    about = "Pump and drainer benchmarks, as ratios against baselines measured in the same run"
+)]
 struct Args {
-    /// Which benchmark; both when omitted.
+    /// Which benchmark: `pump` and `drainer` run their group; everything when omitted.
     which: Option<Which>,
+    /// Rows `drainer-apply` writes.
+    #[arg(long, default_value_t = 200_000)]
+    rows: u64,
+    /// `drainer-apply` transactions have 1 to this many rows.
+    #[arg(long, default_value_t = 5)]
+    max_txn_rows: usize,
+    /// The drainer's `worker-count`, and the bulk baseline's connections.
+    #[arg(long, default_value_t = 16)]
+    worker_count: usize,
+    /// The drainer's `txn-batch`, and the bulk baseline's rows per INSERT.
+    #[arg(long, default_value_t = 20)]
+    txn_batch: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Which {
+    Pump,
     PumpWrite,
     PumpPull,
+    Drainer,
+    DrainerApply,
+    DrainerLatency,
+    DrainerBacklog,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (write, pull) = match args.which {
-        None => (true, true),
-        Some(Which::PumpWrite) => (true, false),
-        Some(Which::PumpPull) => (false, true),
+    let chosen = |group: Which, one: Which| {
+        args.which
+            .is_none_or(|which| which == group || which == one)
     };
-    check_binaries(&["pump", "pd-sim"])?;
+    let (write, pull) = (
+        chosen(Which::Pump, Which::PumpWrite),
+        chosen(Which::Pump, Which::PumpPull),
+    );
+    let drainer = drainer::Selection {
+        apply: chosen(Which::Drainer, Which::DrainerApply),
+        latency: chosen(Which::Drainer, Which::DrainerLatency),
+        backlog: chosen(Which::Drainer, Which::DrainerBacklog),
+    };
+    let mut summary = Vec::new();
+    if write || pull {
+        check_binaries(&["pump", "pd-sim"])?;
+        bench_pump(write, pull, &mut summary).await?;
+    }
+    if drainer.apply || drainer.latency || drainer.backlog {
+        check_binaries(&["pump", "pd-sim", "drainer"])?;
+        let settings = drainer::DrainerSettings {
+            worker_count: args.worker_count,
+            txn_batch: args.txn_batch,
+        };
+        let apply = drainer::ApplySettings {
+            rows: args.rows,
+            max_txn_rows: args.max_txn_rows,
+        };
+        drainer::run(drainer, settings, apply, &mut summary).await?;
+    }
+    println!("\n== summary (shared 2-core machine: ratios are the figures)");
+    for line in summary {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The pump benchmarks, in their own world.
+async fn bench_pump(write: bool, pull: bool, summary: &mut Vec<String>) -> anyhow::Result<()> {
     let mut world = World::start().await?;
     println!(
         "data dir: {} (pump and baselines)",
         world.dir.path().display()
     );
-    let mut summary = Vec::new();
     let committed_txns = if write {
-        bench_write(&world, &mut summary).await?
+        bench_write(&world, summary).await?
     } else {
         preload(&world).await?
     };
     if pull {
-        bench_pull(&mut world, committed_txns, &mut summary).await?;
-    }
-    println!("\n== summary (shared 2-core machine: ratios are the figures)");
-    for line in summary {
-        println!("{line}");
+        bench_pull(&mut world, committed_txns, summary).await?;
     }
     Ok(())
 }
