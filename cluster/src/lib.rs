@@ -9,6 +9,7 @@ pub mod control;
 pub mod dir_lock;
 pub mod error_text;
 pub mod flags;
+pub mod http_api;
 pub mod logging;
 pub mod node;
 pub mod node_id;

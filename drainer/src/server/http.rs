@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use binlog_cluster::http_api::json;
 use binlog_cluster::{Action, Envelope, NodeState};
 use serde::Serialize;
 
@@ -21,19 +22,6 @@ pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/state/{node_id}/{action}", put(apply_action))
         .route("/metrics", get(metrics))
         .with_state(shared)
-}
-
-fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
-    let body = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    };
-    (
-        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        body.unwrap_or_else(|_| "null".to_string()),
-    )
-        .into_response()
 }
 
 /// `/status`: the original's four keys first, then ours when they have something to say.

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use binlog_cluster::http_api::json;
 use binlog_cluster::{Action, Envelope, NodeKind, NodeState, NodeStatus};
 use serde::Serialize;
 
@@ -25,19 +26,6 @@ pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/debug/binlog/{ts}", get(debug_binlog))
         .route("/metrics", get(metrics))
         .with_state(shared)
-}
-
-fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
-    let body = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    };
-    (
-        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        body.unwrap_or_else(|_| "null".to_string()),
-    )
-        .into_response()
 }
 
 /// A prewrite still waiting for its commit, shown in `/status`.
