@@ -22,7 +22,7 @@ use crate::datum::Datum;
 use crate::error::{CodecError, Result};
 use crate::row::{self, EXTRA_HANDLE_ID, Handle, RowData};
 use crate::schema::{ColumnInfo, HandleColumns, TableInfo, type_code};
-use crate::value::{ColumnValue, datum_to_value, value_to_datum};
+use crate::value::{ColumnValue, datum_into_value, value_to_datum};
 
 /// A decoded row: values by column id (only columns the table knows), and the hidden row id when
 /// the table uses one and the row carries it.
@@ -182,7 +182,7 @@ fn decode_pairs(table: &TableInfo, row: RowData) -> Result<DecodedRow> {
             continue;
         }
         if let Some(col) = table.column_by_id(id) {
-            out.values.insert(id, datum_to_value(&col.field_type, &d)?);
+            out.values.insert(id, datum_into_value(&col.field_type, d)?);
         }
     }
     Ok(out)
@@ -194,9 +194,9 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
     let mut out = decode_pairs(table, row)?;
     match table.handle_columns() {
         HandleColumns::IntPk(col) => {
-            if let Some(h) = handle.first() {
+            if let Some(h) = handle.into_iter().next() {
                 out.values
-                    .insert(col.id, datum_to_value(&col.field_type, h)?);
+                    .insert(col.id, datum_into_value(&col.field_type, h)?);
             }
         }
         HandleColumns::Common(cols) => {
@@ -204,10 +204,10 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
                 .primary_index()
                 .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
                 .unwrap_or_default();
-            for (i, (col, h)) in cols.iter().zip(&handle).enumerate() {
+            for (i, (col, h)) in cols.iter().zip(handle).enumerate() {
                 if !out.values.contains_key(&col.id) && !prefix.get(i).copied().unwrap_or(false) {
                     out.values
-                        .insert(col.id, datum_to_value(&col.field_type, h)?);
+                        .insert(col.id, datum_into_value(&col.field_type, h)?);
                 }
             }
         }

@@ -19,10 +19,10 @@ use ColumnValue::{Int, Null, Text};
 
 const DB: &str = "d";
 
-fn row(values: &[(&str, ColumnValue)]) -> Vec<(String, ColumnValue)> {
+fn row(values: &[(&str, ColumnValue)]) -> binlog_loader::Row {
     values
         .iter()
-        .map(|(name, value)| (name.to_string(), value.clone()))
+        .map(|(name, value)| ((*name).into(), value.clone()))
         .collect()
 }
 

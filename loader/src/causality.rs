@@ -4,9 +4,13 @@
 //! Every change has conflict keys: one per downstream unique key whose values are all non-NULL
 //! (for updates, of the old row too), or, when none qualifies, one for the whole row. Keys are
 //! 64-bit hashes: a collision only makes two unrelated changes look related (they then share a
-//! worker), never the other way round. Changes whose keys meet form a group with one token; a
-//! change whose keys meet two different groups cannot be placed, so everything queued so far
-//! must be applied first ([`Causality::add`] says so) and the groups start afresh.
+//! worker), never the other way round. [`Causality`] remembers which worker each key went to: a
+//! change whose keys were seen follows them, a change whose keys went to two different workers
+//! cannot be placed until everything queued so far is applied ([`Causality::add`] says so).
+//!
+//! A change with unseen keys may go anywhere; [`Spreader`] sends such changes of one table to one
+//! worker until that worker holds a chunk's worth of them, then moves on, so that workers apply
+//! full multi-row statements instead of one row each.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -14,22 +18,22 @@ use std::hash::{BuildHasherDefault, Hasher};
 use tidb_codec::ColumnValue;
 
 use crate::table_info::TableInfo;
-use crate::txn::{Dml, DmlKind};
+use crate::txn::{Dml, DmlKind, Name};
 
 /// What [`Causality::add`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// The change belongs to the group with this token.
-    Group(u64),
-    /// The change's keys meet two groups: flush everything queued, [`Causality::reset`], and
-    /// add it again.
+    /// The change goes to this worker.
+    Worker(usize),
+    /// The change's keys went to two different workers: flush everything queued,
+    /// [`Causality::reset`], and add it again.
     Conflict,
 }
 
-/// Groups of related conflict keys since the last reset.
+/// The worker of every conflict key placed since the last reset.
 #[derive(Debug, Default)]
 pub struct Causality {
-    token_of_key: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
+    worker_of_key: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Causality {
@@ -37,55 +41,102 @@ impl Causality {
         Causality::default()
     }
 
-    /// Places a change with these conflict keys in a group (joining the one its keys already
-    /// belong to, or starting one) and records its keys; on [`Placement::Conflict`] nothing is
-    /// recorded.
-    pub fn add(&mut self, keys: &[u64]) -> Placement {
-        let mut token = None;
+    /// Places a change with these conflict keys: on the worker its keys already went to, or,
+    /// when none was seen, on `fresh()`; records its keys there. On [`Placement::Conflict`]
+    /// nothing is recorded.
+    pub fn add(&mut self, keys: &[u64], fresh: impl FnOnce() -> usize) -> Placement {
+        let mut worker = None;
         for key in keys {
-            if let Some(existing) = self.token_of_key.get(key) {
-                match token {
-                    None => token = Some(*existing),
-                    Some(t) if t != *existing => return Placement::Conflict,
+            if let Some(&existing) = self.worker_of_key.get(key) {
+                match worker {
+                    None => worker = Some(existing),
+                    Some(w) if w != existing => return Placement::Conflict,
                     Some(_) => {}
                 }
             }
         }
-        let token = match token.or_else(|| keys.first().copied()) {
-            Some(token) => token,
-            None => return Placement::Group(0),
-        };
+        let worker = worker.unwrap_or_else(fresh);
         for key in keys {
-            self.token_of_key.insert(*key, token);
+            self.worker_of_key.insert(*key, worker);
         }
-        Placement::Group(token)
+        Placement::Worker(worker)
     }
 
-    /// Forgets every group (call once everything placed so far is applied).
+    /// Forgets every placement (call once everything placed so far is applied).
     pub fn reset(&mut self) {
-        self.token_of_key.clear();
+        self.worker_of_key.clear();
     }
 
     /// Number of keys recorded, to bound memory.
     pub fn len(&self) -> usize {
-        self.token_of_key.len()
+        self.worker_of_key.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.token_of_key.is_empty()
+        self.worker_of_key.is_empty()
     }
 }
 
-/// The worker (of `workers`) that applies a group or key.
-pub fn route(token: u64, workers: usize) -> usize {
+/// Chooses workers for changes that may go anywhere: a table's changes fill one worker with
+/// `chunk` of them before the next worker (in turn, across all tables) gets that table's next
+/// ones.
+#[derive(Debug)]
+pub struct Spreader {
+    workers: usize,
+    chunk: usize,
+    next: usize,
+    /// Per table (keyed by the table's identity), the worker being filled and how many of its
+    /// changes it got.
+    filling: HashMap<usize, (usize, usize)>,
+}
+
+/// Tables tracked before [`Spreader`] starts afresh (a table's entry is a few bytes; this only
+/// stops dropped tables from piling up).
+const SPREADER_TABLES: usize = 4096;
+
+impl Spreader {
+    pub fn new(workers: usize, chunk: usize) -> Spreader {
+        Spreader {
+            workers: workers.max(1),
+            chunk: chunk.max(1),
+            next: 0,
+            filling: HashMap::new(),
+        }
+    }
+
+    /// The worker for the next free change of `table` (any stable identity of the table).
+    pub fn worker_for(&mut self, table: usize) -> usize {
+        if self.filling.len() >= SPREADER_TABLES && !self.filling.contains_key(&table) {
+            self.filling.clear();
+        }
+        let (workers, chunk) = (self.workers, self.chunk);
+        let next = &mut self.next;
+        let (worker, count) = self.filling.entry(table).or_insert_with(|| {
+            let worker = *next;
+            *next = (*next + 1) % workers;
+            (worker, 0)
+        });
+        if *count == chunk {
+            *worker = *next;
+            *next = (*next + 1) % workers;
+            *count = 0;
+        }
+        *count += 1;
+        *worker
+    }
+}
+
+/// The worker (of `workers`) for a key when conflicts are not detected: the same key always
+/// goes to the same worker.
+pub fn route(key: u64, workers: usize) -> usize {
     // `workers` fits in u64 and the remainder is below it.
-    (token % workers.max(1) as u64) as usize
+    (key % workers.max(1) as u64) as usize
 }
 
 /// The conflict keys of a (normalized) change against its downstream table.
 pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
     let mut keys = Vec::with_capacity(2 * table.unique_keys.len().max(1));
-    let rows: &[&[(String, ColumnValue)]] = if dml.kind == DmlKind::Update {
+    let rows: &[&[(Name, ColumnValue)]] = if dml.kind == DmlKind::Update {
         &[&dml.values, &dml.old_values]
     } else {
         &[&dml.values]
@@ -261,7 +312,7 @@ mod tests {
     ) -> Dml {
         let row = |r: &[(&str, ColumnValue)]| {
             r.iter()
-                .map(|(n, v)| (n.to_string(), v.clone()))
+                .map(|(n, v)| (Name::from(*n), v.clone()))
                 .collect::<Vec<_>>()
         };
         Dml {
@@ -338,26 +389,48 @@ mod tests {
     }
 
     #[test]
-    fn groups_join_and_two_groups_conflict() {
+    fn keys_follow_their_worker_and_two_workers_conflict() {
         let mut causality = Causality::new();
-        let g1 = causality.add(&[1, 2]);
-        assert_eq!(g1, Placement::Group(1));
-        assert_eq!(causality.add(&[3]), Placement::Group(3));
-        assert_eq!(causality.add(&[2, 4]), g1, "joins the group of key 2");
-        assert_eq!(causality.add(&[4]), g1);
-        assert_eq!(causality.add(&[4, 3]), Placement::Conflict);
+        let fresh = |w: usize| move || w;
+        assert_eq!(causality.add(&[1, 2], fresh(0)), Placement::Worker(0));
+        assert_eq!(causality.add(&[3], fresh(1)), Placement::Worker(1));
+        assert_eq!(
+            causality.add(&[2, 4], fresh(5)),
+            Placement::Worker(0),
+            "follows key 2"
+        );
+        assert_eq!(causality.add(&[4], fresh(5)), Placement::Worker(0));
+        assert_eq!(causality.add(&[4, 3], fresh(5)), Placement::Conflict);
         assert_eq!(causality.len(), 4, "a conflict records nothing");
+        assert_eq!(causality.add(&[5], fresh(1)), Placement::Worker(1));
+        assert_eq!(
+            causality.add(&[5, 3], fresh(2)),
+            Placement::Worker(1),
+            "keys of one worker do not conflict"
+        );
         causality.reset();
         assert!(causality.is_empty());
-        assert_eq!(causality.add(&[4, 3]), Placement::Group(4));
+        assert_eq!(causality.add(&[4, 3], fresh(2)), Placement::Worker(2));
+    }
+
+    #[test]
+    fn spreader_fills_a_worker_per_table_then_moves_on() {
+        let mut spreader = Spreader::new(3, 2);
+        let picks: Vec<usize> = [7, 7, 8, 7, 8, 8, 7, 7, 7]
+            .iter()
+            .map(|&table| spreader.worker_for(table))
+            .collect();
+        // Table 7 starts on worker 0, table 8 on worker 1; each moves to the next free turn
+        // after two changes.
+        assert_eq!(picks, [0, 0, 1, 2, 1, 0, 2, 1, 1]);
     }
 
     #[test]
     fn routing_is_stable_and_in_range() {
-        for token in [0, 1, 15, 16, u64::MAX] {
-            let worker = route(token, 16);
+        for key in [0, 1, 15, 16, u64::MAX] {
+            let worker = route(key, 16);
             assert!(worker < 16);
-            assert_eq!(route(token, 16), worker);
+            assert_eq!(route(key, 16), worker);
         }
         assert_eq!(route(123, 1), 0);
     }

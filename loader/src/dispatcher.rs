@@ -14,14 +14,14 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::causality::{self, Causality, Placement};
+use crate::causality::{self, Causality, Placement, Spreader};
 use crate::ddl;
 use crate::error::{Failure, LoaderError};
 use crate::session::Link;
 use crate::sql::{self, RowChange};
 use crate::status::{AppliedPosition, Retrier, Shared};
 use crate::table_info::{self, LoadError, TableInfo};
-use crate::txn::{Ddl, Dml, Txn, TxnChange};
+use crate::txn::{Ddl, Dml, Name, Txn, TxnChange};
 use crate::worker::{self, Unit, WorkerEvent};
 
 /// Conflict keys remembered before a flush is forced (16 bytes each in the table, plus the
@@ -54,8 +54,9 @@ struct Pending {
 pub(crate) enum Routing {
     /// Each transaction whole to the single worker (`enable-dispatch = false`).
     Serial,
-    /// By conflict groups (`enable-detect = true`) or by first key only.
-    Parallel { detect: bool },
+    /// By conflict keys (`enable-detect = true`) or by first key only; `chunk` changes per
+    /// downstream transaction.
+    Parallel { detect: bool, chunk: usize },
 }
 
 pub(crate) struct Dispatcher {
@@ -68,11 +69,12 @@ pub(crate) struct Dispatcher {
     control: Link,
     applied: watch::Sender<AppliedPosition>,
     /// Downstream tables by database, then table name.
-    tables: HashMap<String, HashMap<String, Arc<TableInfo>>>,
+    tables: HashMap<Name, HashMap<Name, Arc<TableInfo>>>,
     /// Per worker, the changes of the current transaction routed to it (kept to reuse the
     /// allocation).
     routed: Vec<VecDeque<RowChange>>,
     causality: Causality,
+    spreader: Spreader,
     pending: VecDeque<Pending>,
     next_seq: u64,
     in_flight: usize,
@@ -97,7 +99,12 @@ enum Next {
 
 impl Dispatcher {
     pub(crate) fn new(parts: DispatcherParts) -> Dispatcher {
+        let chunk = match parts.routing {
+            Routing::Parallel { chunk, .. } => chunk,
+            Routing::Serial => 1,
+        };
         Dispatcher {
+            spreader: Spreader::new(parts.workers.len(), chunk),
             routing: parts.routing,
             shared: parts.shared,
             input: parts.input,
@@ -244,26 +251,26 @@ impl Dispatcher {
             let change = self.prepare(commit_ts, dml).await?;
             let worker = match self.routing {
                 Routing::Serial => 0,
-                Routing::Parallel { detect } => {
+                Routing::Parallel { detect: true, .. } => {
                     let keys = causality::conflict_keys(&change.dml, &change.table);
-                    if detect {
-                        let placement = match self.causality.add(&keys) {
-                            Placement::Conflict => {
-                                // Route what this transaction has so far, apply everything,
-                                // then start the groups afresh.
-                                self.send(seq, &mut routed)?;
-                                self.flush().await?;
-                                self.causality.add(&keys)
+                    let table = Arc::as_ptr(&change.table) as usize;
+                    match self.place(&keys, table) {
+                        Placement::Worker(worker) => worker,
+                        Placement::Conflict => {
+                            // Route what this transaction has so far, apply everything, then
+                            // start afresh.
+                            self.send(seq, &mut routed)?;
+                            self.flush().await?;
+                            match self.place(&keys, table) {
+                                Placement::Worker(worker) => worker,
+                                Placement::Conflict => 0,
                             }
-                            placement => placement,
-                        };
-                        match placement {
-                            Placement::Group(token) => causality::route(token, self.workers.len()),
-                            Placement::Conflict => 0,
                         }
-                    } else {
-                        causality::route(keys.first().copied().unwrap_or(0), self.workers.len())
                     }
+                }
+                Routing::Parallel { detect: false, .. } => {
+                    let keys = causality::conflict_keys(&change.dml, &change.table);
+                    causality::route(keys.first().copied().unwrap_or(0), self.workers.len())
                 }
             };
             routed[worker].push_back(change);
@@ -274,6 +281,12 @@ impl Dispatcher {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// The worker for a change with these conflict keys, of this table (by identity).
+    fn place(&mut self, keys: &[u64], table: usize) -> Placement {
+        let spreader = &mut self.spreader;
+        self.causality.add(keys, || spreader.worker_for(table))
     }
 
     /// Hands the routed changes of transaction `seq` to their workers.
@@ -301,8 +314,8 @@ impl Dispatcher {
     async fn prepare(&mut self, commit_ts: i64, mut dml: Dml) -> Result<RowChange, LoaderError> {
         let cached = self
             .tables
-            .get(&dml.database)
-            .and_then(|tables| tables.get(&dml.table))
+            .get(&*dml.database)
+            .and_then(|tables| tables.get(&*dml.table))
             .cloned();
         let table = match cached {
             Some(table) => table,
@@ -439,9 +452,9 @@ impl Dispatcher {
     /// for a database-level DDL.
     fn evict(&mut self, ddl: &Ddl) {
         if ddl.table.is_empty() {
-            self.tables.remove(&ddl.database);
-        } else if let Some(tables) = self.tables.get_mut(&ddl.database) {
-            tables.remove(&ddl.table);
+            self.tables.remove(ddl.database.as_str());
+        } else if let Some(tables) = self.tables.get_mut(ddl.database.as_str()) {
+            tables.remove(ddl.table.as_str());
         }
     }
 }

@@ -28,4 +28,4 @@ pub use config::{DownstreamTls, LoaderConfig};
 pub use error::LoaderError;
 pub use loader::Loader;
 pub use status::{AppliedPosition, LoaderStatus, RetryingState};
-pub use txn::{Ddl, Dml, DmlKind, Txn, TxnChange};
+pub use txn::{Ddl, Dml, DmlKind, Name, Row, Txn, TxnChange};

@@ -48,6 +48,7 @@ impl Loader {
         let (routing, worker_count, batch_size) = if config.enable_dispatch {
             let routing = Routing::Parallel {
                 detect: config.enable_detect,
+                chunk: config.batch_size,
             };
             (routing, config.worker_count, Some(config.batch_size))
         } else {

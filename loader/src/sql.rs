@@ -13,7 +13,7 @@ use mysql_async::Value;
 use tidb_codec::ColumnValue;
 
 use crate::table_info::TableInfo;
-use crate::txn::{Dml, DmlKind};
+use crate::txn::{Dml, DmlKind, Name};
 
 /// The most placeholders one prepared statement may carry (the protocol's 16-bit count).
 pub const MAX_PLACEHOLDERS: usize = u16::MAX as usize;
@@ -107,7 +107,7 @@ pub fn normalize(dml: &mut Dml, table: &TableInfo) {
     }
 }
 
-fn push_column_list(sql: &mut String, row: &[(String, ColumnValue)]) {
+fn push_column_list(sql: &mut String, row: &[(Name, ColumnValue)]) {
     for (i, (name, _)) in row.iter().enumerate() {
         if i > 0 {
             sql.push(',');
@@ -169,7 +169,7 @@ pub fn insert(dml: &Dml, replace: bool) -> Statement {
 /// Appends ` WHERE …` identifying `row` (§4.2): the first unique key whose values are all
 /// non-NULL, else every column of the row with `IS NULL` for NULLs.
 fn push_where(
-    row: &[(String, ColumnValue)],
+    row: &[(Name, ColumnValue)],
     table: &TableInfo,
     sql: &mut String,
     params: &mut Vec<Value>,
@@ -177,10 +177,7 @@ fn push_where(
     sql.push_str(" WHERE ");
     let conditions: Vec<(&str, &ColumnValue)> = match table.first_usable_key(row) {
         Some((key, values)) => key.columns.iter().map(String::as_str).zip(values).collect(),
-        None => row
-            .iter()
-            .map(|(name, value)| (name.as_str(), value))
-            .collect(),
+        None => row.iter().map(|(name, value)| (&**name, value)).collect(),
     };
     for (i, (column, value)) in conditions.into_iter().enumerate() {
         if i > 0 {
@@ -215,7 +212,7 @@ pub fn update(dml: &Dml, table: &TableInfo) -> Statement {
 }
 
 /// `DELETE FROM t WHERE <row> LIMIT 1` for `row`.
-fn delete_row(dml: &Dml, row: &[(String, ColumnValue)], table: &TableInfo) -> Statement {
+fn delete_row(dml: &Dml, row: &[(Name, ColumnValue)], table: &TableInfo) -> Statement {
     let mut sql = format!("DELETE FROM {}", quote_table(&dml.database, &dml.table));
     let mut params = Vec::new();
     push_where(row, table, &mut sql, &mut params);
@@ -319,7 +316,7 @@ fn by_table(changes: &[RowChange]) -> Vec<usize> {
         .iter()
         .enumerate()
         .map(|(index, change)| {
-            let table = (change.dml.database.as_str(), change.dml.table.as_str());
+            let table = (&*change.dml.database, &*change.dml.table);
             let group = match tables.iter().position(|t| *t == table) {
                 Some(group) => group,
                 None => {
@@ -356,10 +353,10 @@ mod tests {
         })
     }
 
-    fn row(values: &[(&str, ColumnValue)]) -> Vec<(String, ColumnValue)> {
+    fn row(values: &[(&str, ColumnValue)]) -> Vec<(Name, ColumnValue)> {
         values
             .iter()
-            .map(|(name, value)| (name.to_string(), value.clone()))
+            .map(|(name, value)| (Name::from(*name), value.clone()))
             .collect()
     }
 
@@ -547,8 +544,9 @@ mod tests {
     #[test]
     fn multi_row_statements_respect_the_placeholder_limit() {
         let info = table(&[("PRIMARY", &["id"])]);
-        let columns: Vec<(String, ColumnValue)> =
-            (0..1000).map(|i| (format!("c{i:04}"), Int(i))).collect();
+        let columns: Vec<(Name, ColumnValue)> = (0..1000)
+            .map(|i| (format!("c{i:04}").into(), Int(i)))
+            .collect();
         let chunk: Vec<RowChange> = (0..200)
             .map(|_| RowChange {
                 commit_ts: 1,

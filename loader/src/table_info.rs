@@ -7,6 +7,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tidb_codec::ColumnValue;
 
+use crate::txn::Name;
+
 /// A downstream unique key (the primary key or a unique index) and its columns in index order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UniqueKey {
@@ -85,7 +87,7 @@ impl TableInfo {
     /// key order.
     pub fn first_usable_key<'a>(
         &'a self,
-        row: &'a [(String, ColumnValue)],
+        row: &'a [(Name, ColumnValue)],
     ) -> Option<(&'a UniqueKey, Vec<&'a ColumnValue>)> {
         self.usable_keys(row).next()
     }
@@ -93,7 +95,7 @@ impl TableInfo {
     /// Every unique key whose columns all have non-NULL values in `row`, with those values.
     pub fn usable_keys<'a>(
         &'a self,
-        row: &'a [(String, ColumnValue)],
+        row: &'a [(Name, ColumnValue)],
     ) -> impl Iterator<Item = (&'a UniqueKey, Vec<&'a ColumnValue>)> + 'a {
         self.unique_keys.iter().filter_map(move |key| {
             let values: Option<Vec<&ColumnValue>> = key
@@ -107,7 +109,7 @@ impl TableInfo {
 }
 
 /// The value of `column` in `row` (names compare case-insensitively).
-pub fn value_of<'a>(row: &'a [(String, ColumnValue)], column: &str) -> Option<&'a ColumnValue> {
+pub fn value_of<'a>(row: &'a [(Name, ColumnValue)], column: &str) -> Option<&'a ColumnValue> {
     row.iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(column))
         .map(|(_, value)| value)
@@ -215,11 +217,14 @@ mod tests {
             vec![(s("a"), s("")), (s("b"), s(""))],
             vec![(s("u_a"), Some(s("a"))), (s("u_b"), Some(s("b")))],
         );
-        let row = vec![(s("A"), ColumnValue::Null), (s("b"), ColumnValue::Int(7))];
+        let row: Vec<(Name, _)> = vec![
+            ("A".into(), ColumnValue::Null),
+            ("b".into(), ColumnValue::Int(7)),
+        ];
         let (key, values) = info.first_usable_key(&row).unwrap();
         assert_eq!(key.name, "u_b");
         assert_eq!(values, [&ColumnValue::Int(7)]);
-        let all_null = vec![(s("a"), ColumnValue::Null)];
+        let all_null: Vec<(Name, _)> = vec![("a".into(), ColumnValue::Null)];
         assert!(info.first_usable_key(&all_null).is_none());
     }
 }

@@ -1,7 +1,16 @@
 //! What the loader applies: one upstream transaction, either row changes or one DDL statement.
 
+use std::sync::Arc;
+
 use tidb_codec::ColumnValue;
 use tidb_codec::json::Json;
+
+/// A database, table or column name. Shared: every row change of a table refers to the same
+/// names, so a change costs no allocation per value for them.
+pub type Name = Arc<str>;
+
+/// A row's values by column name.
+pub type Row = Vec<(Name, ColumnValue)>;
 
 /// One upstream transaction, identified by its commit ts.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,11 +37,11 @@ pub enum DmlKind {
 /// before the change and `values` the row after it; for insert and delete `old_values` is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dml {
-    pub database: String,
-    pub table: String,
+    pub database: Name,
+    pub table: Name,
     pub kind: DmlKind,
-    pub values: Vec<(String, ColumnValue)>,
-    pub old_values: Vec<(String, ColumnValue)>,
+    pub values: Row,
+    pub old_values: Row,
 }
 
 /// One DDL statement, as the upstream ran it. `should_skip` DDLs are not executed but still
@@ -47,12 +56,12 @@ pub struct Ddl {
 
 /// The smallest heap allocation, with the allocator's header (glibc: 32 bytes).
 const MIN_ALLOCATION: usize = 32;
-/// Fixed per-value cost in the size estimate: the (name, value) pair itself plus the name's
-/// allocation. Rows are mostly such overhead (10 integer columns hold ~1.1 KiB), so the budget
-/// must count it or it bounds a third of the real memory.
-const VALUE_OVERHEAD: usize = size_of::<(String, ColumnValue)>() + MIN_ALLOCATION;
+/// Fixed per-value cost in the size estimate: the (name, value) pair itself (names are shared).
+/// Rows are mostly such overhead, so the budget must count it or it bounds a fraction of the
+/// real memory.
+const VALUE_OVERHEAD: usize = size_of::<(Name, ColumnValue)>();
 /// Fixed per-row-change cost in the size estimate: the change as the loader holds it until it
-/// is applied (with its table), plus its database and table names' allocations.
+/// is applied (with its table), plus the allocations of its two rows.
 const DML_OVERHEAD: usize = size_of::<crate::sql::RowChange>() + 2 * MIN_ALLOCATION;
 /// Fixed cost of each node of a JSON value.
 const JSON_NODE_OVERHEAD: usize = 32;
@@ -71,16 +80,10 @@ impl Txn {
 impl Dml {
     /// An estimate of the memory this row change holds (see [`Txn::approx_bytes`]).
     pub fn approx_bytes(&self) -> usize {
-        let values = |row: &[(String, ColumnValue)]| -> usize {
-            row.iter()
-                .map(|(name, value)| name.len() + value_bytes(value))
-                .sum()
+        let values = |row: &[(Name, ColumnValue)]| -> usize {
+            row.iter().map(|(_, value)| value_bytes(value)).sum()
         };
-        DML_OVERHEAD
-            + self.database.len()
-            + self.table.len()
-            + values(&self.values)
-            + values(&self.old_values)
+        DML_OVERHEAD + values(&self.values) + values(&self.old_values)
     }
 }
 
@@ -135,5 +138,14 @@ mod tests {
         assert!(small.approx_bytes() < 500);
         assert!(big.approx_bytes() > 10_000);
         assert!(big.approx_bytes() < 11_000);
+        let shared_names = |n: usize| Dml {
+            values: vec![("c".into(), ColumnValue::Int(1)); n],
+            ..dml("")
+        };
+        assert!(
+            shared_names(10).approx_bytes() - shared_names(0).approx_bytes()
+                == 10 * size_of::<(Name, ColumnValue)>(),
+            "a value costs its pair, not a name allocation"
+        );
     }
 }

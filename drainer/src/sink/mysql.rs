@@ -27,6 +27,7 @@ pub struct MysqlSink {
     /// confirms, or `None` for a slice that is not its transaction's last.
     pushed: VecDeque<Option<i64>>,
     confirmed: u64,
+    names: sql::NameCache,
 }
 
 impl MysqlSink {
@@ -38,6 +39,7 @@ impl MysqlSink {
             applied,
             pushed: VecDeque::new(),
             confirmed: 0,
+            names: sql::NameCache::default(),
         }
     }
 
@@ -62,7 +64,7 @@ impl MysqlSink {
         } else {
             SLICE_BYTES
         };
-        let mut slices = sql::DmlSlices::new(commit_ts, prewrite, catalog, keep)?;
+        let mut slices = sql::DmlSlices::new(commit_ts, prewrite, catalog, &mut self.names, keep)?;
         let mut pushed = false;
         while let Some(dmls) = slices.next_slice(slice_bytes)? {
             self.loader

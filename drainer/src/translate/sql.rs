@@ -1,13 +1,17 @@
 //! Binlog row events → the loader's row changes (reference drainer.md §4.1): inserts carry every
 //! writable column (missing ones filled with their default or zero value, §2.2), updates the
 //! decoded old and new values, deletes every decoded column. Values are keyed by column name.
-//! [`DmlSlices`] translates a transaction a slice at a time, consuming its raw rows.
+//! [`DmlSlices`] translates a transaction a slice at a time, consuming its raw rows; the names
+//! every change carries are shared through a [`NameCache`], so a row costs no name allocations.
 
-use binlog_loader::{Dml, DmlKind};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use binlog_loader::{Dml, DmlKind, Name, Row};
 use binlog_proto::binlog::{PrewriteValue, TableMutation};
 use tidb_codec::mutation::DecodedRow;
 use tidb_codec::value::missing_column_value;
-use tidb_codec::{ColumnInfo, ColumnValue, TableInfo};
+use tidb_codec::{ColumnInfo, TableInfo};
 
 use super::{EventCursor, RowError, RowEvent, TranslateError, resolve_tables, take_next_event};
 use crate::schema::Catalog;
@@ -20,7 +24,8 @@ pub fn dmls(
     catalog: &Catalog,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Dml>, TranslateError> {
-    let mut slices = DmlSlices::new(commit_ts, prewrite, catalog, keep)?;
+    let mut names = NameCache::default();
+    let mut slices = DmlSlices::new(commit_ts, prewrite, catalog, &mut names, keep)?;
     Ok(slices.next_slice(usize::MAX)?.unwrap_or_default())
 }
 
@@ -43,6 +48,7 @@ impl<'a> DmlSlices<'a> {
         commit_ts: i64,
         prewrite: &'a mut PrewriteValue,
         catalog: &'a Catalog,
+        names: &mut NameCache,
         keep: impl Fn(&str, &str) -> bool,
     ) -> Result<DmlSlices<'a>, TranslateError> {
         let targets = resolve_tables(commit_ts, prewrite, catalog, keep)?;
@@ -50,7 +56,11 @@ impl<'a> DmlSlices<'a> {
             .into_iter()
             .zip(prewrite.mutations.iter_mut())
             .filter_map(|(target, mutation)| {
-                target.map(|(database, table)| Change::new(database, table, mutation))
+                target.map(|(database, table)| Change {
+                    names: names.get(database, table),
+                    table,
+                    mutation,
+                })
             })
             .collect();
         Ok(DmlSlices {
@@ -69,10 +79,9 @@ impl<'a> DmlSlices<'a> {
         let mut bytes = 0usize;
         while bytes < max_bytes {
             let Some(Change {
-                database,
+                names,
                 table,
                 mutation,
-                by_name,
             }) = self.changes.get_mut(self.current)
             else {
                 break;
@@ -80,7 +89,7 @@ impl<'a> DmlSlices<'a> {
             let (commit_ts, table_id) = (self.commit_ts, mutation.table_id);
             let row_error = |source: RowError| TranslateError::Row {
                 commit_ts,
-                table: format!("{database}.{}", table.name.o),
+                table: format!("{}.{}", names.database, table.name.o),
                 table_id,
                 source,
             };
@@ -90,7 +99,7 @@ impl<'a> DmlSlices<'a> {
                 continue;
             };
             let event = event.map_err(row_error)?;
-            let dml = to_dml(database, table, by_name, event).map_err(|e| row_error(e.into()))?;
+            let dml = to_dml(names, table, event).map_err(|e| row_error(e.into()))?;
             bytes = bytes.saturating_add(dml.approx_bytes());
             slice.push(dml);
         }
@@ -98,47 +107,112 @@ impl<'a> DmlSlices<'a> {
     }
 }
 
-/// One mutation to translate, with its table's columns in name order: the loader sorts a
-/// change's values by column name, which costs almost nothing when they come sorted.
+/// One mutation to translate, with its table's shared names.
 struct Change<'a> {
-    database: &'a str,
+    names: Arc<TableNames>,
     table: &'a TableInfo,
     mutation: &'a mut TableMutation,
-    by_name: Vec<&'a ColumnInfo>,
 }
 
-impl<'a> Change<'a> {
-    fn new(database: &'a str, table: &'a TableInfo, mutation: &'a mut TableMutation) -> Self {
-        let mut by_name: Vec<&ColumnInfo> = table.cols.iter().collect();
-        by_name.sort_by(|a, b| a.name.o.cmp(&b.name.o));
-        Change {
-            database,
-            table,
-            mutation,
-            by_name,
+/// The names a table's row changes share: its database's, its own, and its columns' in name
+/// order (the loader sorts a change's values by column name, which costs almost nothing when
+/// they come sorted), each column with its position in the table definition.
+#[derive(Debug)]
+struct TableNames {
+    database: Name,
+    table: Name,
+    columns: Vec<(usize, Name)>,
+}
+
+impl TableNames {
+    fn new(database: &str, table: &TableInfo) -> TableNames {
+        let mut columns: Vec<(usize, Name)> = table
+            .cols
+            .iter()
+            .enumerate()
+            .map(|(position, col)| (position, Name::from(col.name.o.as_str())))
+            .collect();
+        columns.sort_by(|a, b| a.1.cmp(&b.1));
+        TableNames {
+            database: database.into(),
+            table: table.name.o.as_str().into(),
+            columns,
         }
+    }
+
+    /// Whether these are still the names of `table` in `database` (a DDL may have renamed or
+    /// reshaped it since).
+    fn describe(&self, database: &str, table: &TableInfo) -> bool {
+        *self.database == *database
+            && *self.table == *table.name.o
+            && self.columns.len() == table.cols.len()
+            && self.columns.iter().all(|(position, name)| {
+                table
+                    .cols
+                    .get(*position)
+                    .is_some_and(|c| *c.name.o == **name)
+            })
+    }
+
+    /// The table's columns in name order, each with its shared name.
+    fn columns<'t>(
+        &'t self,
+        table: &'t TableInfo,
+    ) -> impl Iterator<Item = (&'t ColumnInfo, &'t Name)> {
+        self.columns
+            .iter()
+            .filter_map(|(position, name)| table.cols.get(*position).map(|col| (col, name)))
     }
 }
 
-/// One row event as the loader's row change; `columns` are the table's, in name order.
+/// Tables whose names a [`NameCache`] keeps before it starts afresh.
+const CACHED_TABLES: usize = 4096;
+
+/// Shared names per table id, checked against the table definition at every use, so a DDL
+/// never leaves stale names behind. Keep one for the life of the translation.
+#[derive(Debug, Default)]
+pub struct NameCache {
+    tables: HashMap<i64, Arc<TableNames>>,
+}
+
+impl NameCache {
+    fn get(&mut self, database: &str, table: &TableInfo) -> Arc<TableNames> {
+        if let Some(names) = self.tables.get(&table.id)
+            && names.describe(database, table)
+        {
+            return names.clone();
+        }
+        if self.tables.len() >= CACHED_TABLES {
+            self.tables.clear();
+        }
+        let names = Arc::new(TableNames::new(database, table));
+        self.tables.insert(table.id, names.clone());
+        names
+    }
+}
+
+/// One row event as the loader's row change.
 fn to_dml(
-    database: &str,
+    names: &TableNames,
     table: &TableInfo,
-    columns: &[&ColumnInfo],
     event: RowEvent,
 ) -> Result<Dml, tidb_codec::CodecError> {
     let (kind, values, old_values) = match event {
-        RowEvent::Insert(row) => (DmlKind::Insert, insert_values(columns, row)?, Vec::new()),
+        RowEvent::Insert(row) => (
+            DmlKind::Insert,
+            insert_values(names, table, row)?,
+            Vec::new(),
+        ),
         RowEvent::Update { old, new } => (
             DmlKind::Update,
-            named(columns, new, true),
-            named(columns, old, true),
+            named(names, table, new, true),
+            named(names, table, old, true),
         ),
-        RowEvent::Delete(row) => (DmlKind::Delete, named(columns, row, false), Vec::new()),
+        RowEvent::Delete(row) => (DmlKind::Delete, named(names, table, row, false), Vec::new()),
     };
     Ok(Dml {
-        database: database.to_string(),
-        table: table.name.o.clone(),
+        database: names.database.clone(),
+        table: names.table.clone(),
         kind,
         values,
         old_values,
@@ -152,50 +226,47 @@ fn writable(col: &ColumnInfo) -> bool {
 /// Every writable column of an inserted row; a column the row lacks gets its default (or NULL,
 /// or its type's zero value), as TiDB would have stored it. Values move out of the decoded row.
 fn insert_values(
-    columns: &[&ColumnInfo],
+    names: &TableNames,
+    table: &TableInfo,
     row: DecodedRow,
-) -> Result<Vec<(String, ColumnValue)>, tidb_codec::CodecError> {
+) -> Result<Row, tidb_codec::CodecError> {
     let mut values = row.values;
-    columns
-        .iter()
-        .filter(|col| writable(col))
-        .map(|col| {
+    names
+        .columns(table)
+        .filter(|(col, _)| writable(col))
+        .map(|(col, name)| {
             let value = match values.remove(&col.id) {
                 Some(value) => value,
                 None => missing_column_value(col)?,
             };
-            Ok((col.name.o.clone(), value))
+            Ok((name.clone(), value))
         })
         .collect()
 }
 
 /// The decoded columns by name (only writable ones when `writable_only`).
-fn named(
-    columns: &[&ColumnInfo],
-    row: DecodedRow,
-    writable_only: bool,
-) -> Vec<(String, ColumnValue)> {
+fn named(names: &TableNames, table: &TableInfo, row: DecodedRow, writable_only: bool) -> Row {
     let mut values = row.values;
-    columns
-        .iter()
-        .filter(|col| !writable_only || writable(col))
-        .filter_map(|col| values.remove(&col.id).map(|v| (col.name.o.clone(), v)))
+    names
+        .columns(table)
+        .filter(|(col, _)| !writable_only || writable(col))
+        .filter_map(|(col, name)| values.remove(&col.id).map(|v| (name.clone(), v)))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use binlog_loader::DmlKind;
+    use binlog_loader::{DmlKind, Row};
     use tidb_codec::ColumnValue;
 
-    use super::{DmlSlices, dmls};
+    use super::{DmlSlices, NameCache, dmls};
     use crate::translate::TranslateError;
     use crate::translate::tests::{orders, prewrite};
 
-    fn named(pairs: &[(&str, ColumnValue)]) -> Vec<(String, ColumnValue)> {
+    fn named(pairs: &[(&str, ColumnValue)]) -> Row {
         pairs
             .iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
+            .map(|(n, v)| ((*n).into(), v.clone()))
             .collect()
     }
 
@@ -208,7 +279,7 @@ mod tests {
         assert!(
             changes
                 .iter()
-                .all(|d| d.database == "shop" && d.table == "orders")
+                .all(|d| &*d.database == "shop" && &*d.table == "orders")
         );
         // The int PK comes from the handle; the omitted NOT NULL column gets its default.
         assert_eq!(
@@ -219,18 +290,12 @@ mod tests {
                 ("qty", ColumnValue::Int(7))
             ])
         );
-        assert_eq!(
-            changes[1].old_values[1],
-            ("note".to_string(), ColumnValue::Null)
-        );
+        assert_eq!(changes[1].old_values[1], ("note".into(), ColumnValue::Null));
         assert_eq!(
             changes[1].values[1],
-            ("note".to_string(), ColumnValue::Text("x".into()))
+            ("note".into(), ColumnValue::Text("x".into()))
         );
-        assert_eq!(
-            changes[2].values[0],
-            ("id".to_string(), ColumnValue::Int(2))
-        );
+        assert_eq!(changes[2].values[0], ("id".into(), ColumnValue::Int(2)));
     }
 
     #[test]
@@ -290,7 +355,9 @@ mod tests {
         let (catalog, table) = orders();
         let mut value = prewrite(&table);
         let whole = dmls(100, &mut prewrite(&table), &catalog, |_, _| true).unwrap();
-        let mut slices = DmlSlices::new(100, &mut value, &catalog, |_, _| true).unwrap();
+        let mut names = NameCache::default();
+        let mut slices =
+            DmlSlices::new(100, &mut value, &catalog, &mut names, |_, _| true).unwrap();
         let mut sliced = Vec::new();
         while let Some(slice) = slices.next_slice(1).unwrap() {
             assert_eq!(slice.len(), 1, "a budget of one byte still makes progress");

@@ -29,18 +29,24 @@ struct BaselineRun {
 }
 
 /// What the downstream server counted: client statements (`Questions`, prepared executions
-/// included) and commits (`Com_commit`, explicit ones only: autocommitted statements are not
-/// counted).
+/// included), commits (`Com_commit`, explicit ones only: autocommitted statements are not
+/// counted), statement preparations (`Com_stmt_prepare`: a driver whose statement cache
+/// thrashes prepares again and again) and `REPLACE`s (safe mode).
 #[derive(Debug, Clone, Copy, Default)]
 struct Statements {
     questions: u64,
     commits: u64,
+    prepares: u64,
+    replaces: u64,
 }
 
 impl Statements {
     async fn read(conn: &mut mysql_async::Conn) -> anyhow::Result<Statements> {
         let rows: Vec<(String, u64)> = conn
-            .query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
+            .query(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN \
+                 ('Questions', 'Com_commit', 'Com_stmt_prepare', 'Com_replace')",
+            )
             .await?;
         let get = |name: &str| {
             rows.iter()
@@ -51,6 +57,8 @@ impl Statements {
         Ok(Statements {
             questions: get("Questions")?,
             commits: get("Com_commit")?,
+            prepares: get("Com_stmt_prepare")?,
+            replaces: get("Com_replace")?,
         })
     }
 
@@ -58,16 +66,20 @@ impl Statements {
         Statements {
             questions: self.questions.saturating_sub(earlier.questions),
             commits: self.commits.saturating_sub(earlier.commits),
+            prepares: self.prepares.saturating_sub(earlier.prepares),
+            replaces: self.replaces.saturating_sub(earlier.replaces),
         }
     }
 
-    /// `0.06 statements and 0.00 commits per row`.
+    /// `0.060 statements, 0.000 commits, 0.000 prepares and 0.000 REPLACEs per row`.
     fn per_row(&self, rows: u64) -> String {
         let rows = rows.max(1) as f64;
         format!(
-            "{:.3} statements and {:.3} commits per row",
+            "{:.3} statements, {:.3} commits, {:.3} prepares and {:.3} REPLACEs per row",
             self.questions as f64 / rows,
-            self.commits as f64 / rows
+            self.commits as f64 / rows,
+            self.prepares as f64 / rows,
+            self.replaces as f64 / rows
         )
     }
 }
