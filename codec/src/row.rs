@@ -85,7 +85,9 @@ fn read_row(r: &mut Reader<'_>, mut stop_at_repeat: Option<&mut Vec<i64>>) -> Re
         r.u8("empty-row marker")?;
         return Ok(Vec::new());
     }
-    let mut row = Vec::new();
+    // A pair takes at least 2 bytes (id and NULL flag); most rows hold a few dozen columns, so
+    // this avoids regrowing without reserving much for long values.
+    let mut row = Vec::with_capacity((r.remaining().len() / 2).min(32));
     while let Some(f) = r.peek() {
         let at = r.offset();
         if f == flag::NIL && !row.is_empty() && stop_at_repeat.is_some() {

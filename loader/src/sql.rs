@@ -239,15 +239,17 @@ pub fn delete_new_row(dml: &Dml, table: &TableInfo) -> Statement {
 
 /// Whether `next` can join a multi-row insert that starts with `first`.
 fn same_insert_shape(first: &Dml, next: &Dml) -> bool {
+    // Changes of one table share their names, so pointer equality settles most comparisons.
+    let same = |a: &Name, b: &Name| Arc::ptr_eq(a, b) || a == b;
     next.kind == DmlKind::Insert
-        && next.table == first.table
-        && next.database == first.database
+        && same(&next.table, &first.table)
+        && same(&next.database, &first.database)
         && next.values.len() == first.values.len()
         && next
             .values
             .iter()
             .zip(&first.values)
-            .all(|((a, _), (b, _))| a == b)
+            .all(|((a, _), (b, _))| same(a, b))
 }
 
 /// The statements that apply `changes`. Normal mode: INSERT / UPDATE / DELETE. Safe mode
@@ -283,9 +285,11 @@ pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
                 while let Some(next) = order.get(end).map(|&k| &changes[k].dml)
                     && same_insert_shape(dml, next)
                     && (end - i + 1) * columns <= MAX_PLACEHOLDERS
-                    && bytes + next.approx_bytes() <= MAX_STATEMENT_BYTES
                 {
                     bytes += next.approx_bytes();
+                    if bytes > MAX_STATEMENT_BYTES {
+                        break;
+                    }
                     end += 1;
                 }
                 let rows: Vec<&Dml> = order[i..end].iter().map(|&k| &changes[k].dml).collect();

@@ -231,27 +231,30 @@ fn insert_values(
     row: DecodedRow,
 ) -> Result<Row, tidb_codec::CodecError> {
     let mut values = row.values;
-    names
-        .columns(table)
-        .filter(|(col, _)| writable(col))
-        .map(|(col, name)| {
-            let value = match values.remove(&col.id) {
-                Some(value) => value,
-                None => missing_column_value(col)?,
-            };
-            Ok((name.clone(), value))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(names.columns.len());
+    for (col, name) in names.columns(table).filter(|(col, _)| writable(col)) {
+        let value = match values.remove(&col.id) {
+            Some(value) => value,
+            None => missing_column_value(col)?,
+        };
+        out.push((name.clone(), value));
+    }
+    Ok(out)
 }
 
 /// The decoded columns by name (only writable ones when `writable_only`).
 fn named(names: &TableNames, table: &TableInfo, row: DecodedRow, writable_only: bool) -> Row {
     let mut values = row.values;
-    names
-        .columns(table)
-        .filter(|(col, _)| !writable_only || writable(col))
-        .filter_map(|(col, name)| values.remove(&col.id).map(|v| (name.clone(), v)))
-        .collect()
+    let mut out = Vec::with_capacity(values.len());
+    for (col, name) in names.columns(table) {
+        if writable_only && !writable(col) {
+            continue;
+        }
+        if let Some(value) = values.remove(&col.id) {
+            out.push((name.clone(), value));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
