@@ -68,8 +68,9 @@
 //! machines' disks are often nearly full), a truth MariaDB holding only the schema and DDL
 //! history that a fresh `tidb-sim run` sets up (databases `sim_a`, `sim_b` and their tables),
 //! the simulator's TiDB status API, a downstream MariaDB, and one release `drainer` (`[syncer]
-//! worker-count` and `txn-batch` from the flags, otherwise defaults, so the safe mode forced for
-//! the first 5 minutes after a start is on throughout: inserts are `REPLACE`s). The drainer starts
+//! worker-count` and `txn-batch` from the flags, otherwise defaults; it is only ever stopped
+//! cleanly, so it restarts without safe mode and inserts are `INSERT`s, which `drainer-apply`
+//! confirms by printing the server's `REPLACE` count). The drainer starts
 //! before the setup DDL, so it creates the tables downstream itself. Row changes are inserts
 //! into `sim_a.ints` (integer handle, every integer type), `sim_a.strings` (clustered
 //! `(varchar, bigint)` key; decimal, float, double, char, varchar, text, blob, varbinary) and
