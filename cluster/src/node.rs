@@ -1,12 +1,25 @@
 //! A pump's or drainer's life as a node of the cluster: its identity, its in-memory state and
-//! the registry record it publishes (with the original's "approach ts"), and the heartbeat that
-//! keeps that record fresh. Role-specific duties (a pump notifying drainers, a drainer's
-//! checkpoint) stay with the role.
+//! the registry record it publishes (with the original's "approach ts"), the heartbeat that
+//! keeps that record fresh, and how it is asked to stop (a signal, or `PUT /state/<id>/<action>`).
+//! Role-specific duties (a pump notifying drainers, a drainer's checkpoint) stay with the role.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{NodeKind, NodeState, NodeStatus, Registry, RegistryError, tso};
+use tokio::sync::watch;
+
+use crate::{Action, NodeKind, NodeState, NodeStatus, Registry, RegistryError, tso};
+
+/// Why a node stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGTERM / SIGINT: ends `paused`.
+    Signal,
+    /// `PUT /state/<id>/pause`: ends `paused`.
+    Pause,
+    /// `PUT /state/<id>/close`: ends `offline` once that is safe for the role.
+    Close,
+}
 
 /// A node's identity and in-memory state, and how it publishes them.
 pub struct Node {
@@ -20,6 +33,8 @@ pub struct Node {
     state: Mutex<NodeState>,
     /// The last real PD timestamp and when it was taken; heartbeats extrapolate from it.
     clock: Mutex<(i64, Instant)>,
+    /// The first stop request wins; the role's stop choreography reads it once.
+    stop: watch::Sender<Option<StopReason>>,
 }
 
 impl Node {
@@ -38,6 +53,7 @@ impl Node {
             registry,
             state: Mutex::new(initial),
             clock: Mutex::new((0, Instant::now())),
+            stop: watch::channel(None).0,
         }
     }
 
@@ -124,6 +140,56 @@ impl Node {
     /// The registry handle.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Asks the node to stop; only the first request counts.
+    pub fn request_stop(&self, reason: StopReason) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Whether a stop was requested.
+    pub fn stopping(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// The stop request as it comes (`None` until one does).
+    pub fn stop_requests(&self) -> watch::Receiver<Option<StopReason>> {
+        self.stop.subscribe()
+    }
+
+    /// Decides a `PUT /state/<node_id>/<action>` request: only this node, a known action, and
+    /// only while it is `online` and not already stopping. An accepted action moves the
+    /// in-memory state to its transient state and requests the stop; a refusal says why, in the
+    /// original's words.
+    pub fn accept_action(&self, node_id: &str, action: &str) -> Result<Action, String> {
+        if node_id != self.id {
+            return Err(format!(
+                "invalide nodeID {node_id}, this {}'s nodeID is {}",
+                self.kind, self.id
+            ));
+        }
+        let action: Action = action.parse()?;
+        match self.state() {
+            NodeState::Online if !self.stopping() => {
+                let _ = self.transition(action.transient_state());
+                self.request_stop(match action {
+                    Action::Pause => StopReason::Pause,
+                    Action::Close => StopReason::Close,
+                });
+                Ok(action)
+            }
+            state => Err(format!(
+                "this {}'s state is {state}, apply {action} failed!",
+                self.kind
+            )),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use binlog_cluster::http_api::json;
-use binlog_cluster::{Action, Envelope, NodeState};
+use binlog_cluster::{Envelope, NodeState};
 use serde::Serialize;
 
-use super::{Shared, StopReason};
+use super::Shared;
 
 pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
@@ -140,39 +140,11 @@ async fn apply_action(
     State(shared): State<Arc<Shared>>,
     Path((node_id, action)): Path<(String, String)>,
 ) -> Response {
-    let envelope = match decide(&shared, &node_id, &action) {
-        Ok((action, reason)) => {
-            shared.request_stop(reason);
-            Envelope::accepted(action.as_str())
-        }
+    let envelope = match shared.node.accept_action(&node_id, &action) {
+        Ok(action) => Envelope::accepted(action.as_str()),
         Err(message) => Envelope::refused(message),
     };
     json(&envelope, true)
-}
-
-/// Checks a state request and moves the in-memory state (online only); the stop itself happens
-/// after the reply.
-fn decide(shared: &Shared, node_id: &str, action: &str) -> Result<(Action, StopReason), String> {
-    if node_id != shared.node.id {
-        return Err(format!(
-            "invalide nodeID {node_id}, this drainer's nodeID is {}",
-            shared.node.id
-        ));
-    }
-    let action: Action = action.parse()?;
-    match shared.node.state() {
-        NodeState::Online => {
-            let _ = shared.node.transition(action.transient_state());
-            let reason = match action {
-                Action::Pause => StopReason::Pause,
-                Action::Close => StopReason::Close,
-            };
-            Ok((action, reason))
-        }
-        state => Err(format!(
-            "this drainer's state is {state}, apply {action} failed!"
-        )),
-    }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

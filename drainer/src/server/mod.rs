@@ -42,13 +42,8 @@ const FORCED_SAFE_MODE: Duration = Duration::from_secs(5 * 60);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Why the drainer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    Signal,
-    Pause,
-    Close,
-}
+/// Why the drainer stopped; `Close` ends `offline`.
+pub use binlog_cluster::node::StopReason;
 
 /// A failure that stops the drainer.
 #[derive(Debug, thiserror::Error)]
@@ -68,20 +63,6 @@ pub(crate) struct Shared {
     metrics: Metrics,
     started: Instant,
     synced_check_time: Duration,
-    stop_request: watch::Sender<Option<StopReason>>,
-}
-
-impl Shared {
-    fn request_stop(&self, reason: StopReason) {
-        self.stop_request.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
-    }
 }
 
 /// Loader settings reaching `connection` (with its TLS), everything else at its default.
@@ -272,7 +253,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         NodeState::Online,
     );
     node.set_clock(now);
-    let (stop_request, mut stop_requested) = watch::channel(None);
+    let mut stop_requested = node.stop_requests();
     let collector_status = Arc::new(Mutex::new(CollectorStatus::default()));
     let shared = Arc::new(Shared {
         node,
@@ -283,7 +264,6 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         metrics: Metrics::new(),
         started: Instant::now(),
         synced_check_time: config.synced_check_time,
-        stop_request,
     });
 
     // Serve before registering, so a pump that sees this drainer online can notify it.
@@ -347,7 +327,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         let shared = shared.clone();
         tokio::spawn(async move {
             binlog_cluster::shutdown::signalled().await;
-            shared.request_stop(StopReason::Signal);
+            shared.node.request_stop(StopReason::Signal);
         });
     }
 

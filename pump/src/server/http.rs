@@ -10,10 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use binlog_cluster::http_api::json;
-use binlog_cluster::{Action, Envelope, NodeKind, NodeState, NodeStatus};
+use binlog_cluster::{Envelope, NodeKind, NodeStatus};
 use serde::Serialize;
 
-use super::{Shared, StopReason};
+use super::Shared;
 use crate::node::LaggingDrainer;
 
 /// The HTTP routes.
@@ -88,28 +88,9 @@ async fn apply_action(
     State(shared): State<Arc<Shared>>,
     Path((node_id, action)): Path<(String, String)>,
 ) -> Response {
-    let envelope = if node_id != shared.node.id {
-        Envelope::refused(format!(
-            "invalide nodeID {node_id}, this pump's nodeID is {}",
-            shared.node.id
-        ))
-    } else {
-        match action.parse::<Action>() {
-            Err(message) => Envelope::refused(message),
-            Ok(action) => match shared.node.state() {
-                NodeState::Online if !shared.stopping() => {
-                    let _ = shared.node.transition(action.transient_state());
-                    shared.request_stop(match action {
-                        Action::Pause => StopReason::Pause,
-                        Action::Close => StopReason::Close,
-                    });
-                    Envelope::accepted(action.as_str())
-                }
-                state => Envelope::refused(format!(
-                    "this pump's state is {state}, apply {action} failed!"
-                )),
-            },
-        }
+    let envelope = match shared.node.accept_action(&node_id, &action) {
+        Ok(action) => Envelope::accepted(action.as_str()),
+        Err(message) => Envelope::refused(message),
     };
     json(&envelope, true)
 }

@@ -59,7 +59,7 @@ async fn heartbeat(shared: Arc<Shared>) {
 
 async fn fake_binlogs(shared: Arc<Shared>) {
     every(&shared, shared.config.fake_binlog_interval, || async {
-        if shared.written.swap(false, Ordering::Relaxed) || shared.stopping() {
+        if shared.written.swap(false, Ordering::Relaxed) || shared.node.stopping() {
             return;
         }
         if let Err(err) = shared.write_fake_binlog().await {

@@ -24,16 +24,8 @@ use crate::metrics::Metrics;
 use crate::node::{self, LaggingDrainer};
 use crate::storage::{self, BinlogKind, BinlogMeta, Storage};
 
-/// Why the pump stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// SIGTERM / SIGINT: ends `paused`.
-    Signal,
-    /// `PUT /state/<id>/pause`: ends `paused`.
-    Pause,
-    /// `PUT /state/<id>/close`: ends `offline` once every drainer has this pump's data.
-    Close,
-}
+/// Why the pump stops; `Close` ends `offline` once every drainer has this pump's data.
+pub use binlog_cluster::node::StopReason;
 
 /// How a pump run ended.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +55,6 @@ pub(crate) struct Shared {
     pub(crate) written: AtomicBool,
     /// Free bytes on the data dir's filesystem, refreshed by the disk loop.
     pub(crate) available_bytes: AtomicU64,
-    /// The first stop request wins; the value is read once by the stop choreography.
-    stop_request: watch::Sender<Option<StopReason>>,
     /// Set when background loops must end.
     pub(crate) loops_stop: watch::Sender<bool>,
     /// Set when pull streams must end (after the final state is written).
@@ -140,23 +130,6 @@ impl Shared {
             .map_err(|e| e.to_string())?;
         Ok(ts)
     }
-
-    /// Asks the pump to stop; only the first request counts.
-    pub(crate) fn request_stop(&self, reason: StopReason) {
-        self.stop_request.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// Whether a stop was requested.
-    pub(crate) fn stopping(&self) -> bool {
-        self.stop_request.borrow().is_some()
-    }
 }
 
 /// Runs a pump until it is stopped. Returns the reason it stopped.
@@ -199,7 +172,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         registry,
         NodeState::Online,
     );
-    let (stop_request, mut stop_requested) = watch::channel(None);
+    let mut stop_requested = node.stop_requests();
     let (loops_stop, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         cluster_id: pd.cluster_id(),
@@ -210,7 +183,6 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         metrics: Metrics::new(),
         written: AtomicBool::new(false),
         available_bytes: AtomicU64::new(available),
-        stop_request,
         loops_stop,
         pulls_closed: Arc::new(AtomicBool::new(false)),
         gc_trigger: Notify::new(),
@@ -370,5 +342,5 @@ async fn wait_safe_to_offline(shared: &Shared) {
 
 async fn watch_signals(shared: Arc<Shared>) {
     binlog_cluster::shutdown::signalled().await;
-    shared.request_stop(StopReason::Signal);
+    shared.node.request_stop(StopReason::Signal);
 }
