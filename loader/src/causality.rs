@@ -163,13 +163,17 @@ pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
     }
     // Order is kept (new row's keys first, PRIMARY first): without detection the first key
     // alone routes the change, and it is the same for every change of a row that keeps its key.
-    let mut unique = Vec::with_capacity(keys.len());
-    for key in keys {
-        if !unique.contains(&key) {
-            unique.push(key);
+    // Deduplicated in place: a change has a handful of keys, and this runs for every change.
+    let mut kept = 0;
+    for i in 0..keys.len() {
+        let key = keys[i];
+        if !keys[..kept].contains(&key) {
+            keys[kept] = key;
+            kept += 1;
         }
     }
-    unique
+    keys.truncate(kept);
+    keys
 }
 
 /// The hasher of conflict keys (and of the key table): an FxHash-style multiply-rotate over the
