@@ -201,7 +201,7 @@ pub fn datum_to_value(ft: &FieldType, d: &Datum) -> Result<ColumnValue> {
             }
             _ => return Err(datum_error(ft, d)),
         },
-        tp if is_string_type(tp) => match d {
+        tp if tc::is_string(tp) => match d {
             Datum::Bytes(b) => string_value(ft, b.clone()),
             _ => return Err(datum_error(ft, d)),
         },
@@ -248,26 +248,12 @@ pub fn datum_to_value(ft: &FieldType, d: &Datum) -> Result<ColumnValue> {
 /// drainer's hot path).
 pub fn datum_into_value(ft: &FieldType, d: Datum) -> Result<ColumnValue> {
     match (ft.tp, d) {
-        (tp, Datum::Bytes(b)) if is_string_type(tp) => Ok(string_value(ft, b)),
+        (tp, Datum::Bytes(b)) if tc::is_string(tp) => Ok(string_value(ft, b)),
         (tc::DECIMAL | tc::NEWDECIMAL, Datum::Decimal { value, .. }) => {
             Ok(ColumnValue::Decimal(value))
         }
         (_, d) => datum_to_value(ft, &d),
     }
-}
-
-/// The char, binary, text and blob types, whose values are byte strings.
-fn is_string_type(tp: u8) -> bool {
-    matches!(
-        tp,
-        tc::VARCHAR
-            | tc::VAR_STRING
-            | tc::STRING
-            | tc::TINY_BLOB
-            | tc::MEDIUM_BLOB
-            | tc::LONG_BLOB
-            | tc::BLOB
-    )
 }
 
 /// A string column's bytes: binary strings as bytes, others as text unless they are not UTF-8.
@@ -346,7 +332,7 @@ pub fn value_to_datum(ft: &FieldType, v: &ColumnValue) -> Result<Datum> {
             ColumnValue::Duration(d) => Datum::Int(d.nanos),
             _ => return Err(mismatch()),
         },
-        tp if is_string_type(tp) => match v {
+        tp if tc::is_string(tp) => match v {
             ColumnValue::Text(s) => Datum::Bytes(s.as_bytes().to_vec()),
             ColumnValue::Bytes(b) => Datum::Bytes(b.clone()),
             _ => return Err(mismatch()),
@@ -446,7 +432,7 @@ impl ColumnValue {
                 ColumnValue::Time(Time::parse(text, time_kind(ft), ft.fsp())?)
             }
             tc::DURATION => ColumnValue::Duration(Duration::parse(text, ft.fsp())?),
-            tp if is_string_type(tp) => {
+            tp if tc::is_string(tp) => {
                 if ft.is_binary_string() {
                     ColumnValue::Bytes(text.as_bytes().to_vec())
                 } else {
