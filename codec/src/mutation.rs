@@ -16,8 +16,6 @@
 //! columns absent from the row unless the index column is a prefix; column −1 / the row-id handle
 //! is returned separately.
 
-use std::collections::BTreeMap;
-
 use crate::datum::Datum;
 use crate::error::{CodecError, Result};
 use crate::row::{self, EXTRA_HANDLE_ID, Handle, RowData};
@@ -28,8 +26,96 @@ use crate::value::{ColumnValue, datum_into_value, value_to_datum};
 /// the table uses one and the row carries it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct DecodedRow {
-    pub values: BTreeMap<i64, ColumnValue>,
+    pub values: RowValues,
     pub row_id: Option<i64>,
+}
+
+/// A row's values by column id: a map, kept as a vector sorted by id, because a row is decoded,
+/// read once column by column and dropped (no tree nodes to build, and rows arrive in id order
+/// almost always). [`RowValues::take`] moves a value out and leaves the id without one.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RowValues {
+    entries: Vec<(i64, Option<ColumnValue>)>,
+}
+
+impl RowValues {
+    pub fn with_capacity(capacity: usize) -> RowValues {
+        RowValues {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn position(&self, id: i64) -> Result<usize, usize> {
+        // Rows are decoded in id order, so the common insert is an append.
+        match self.entries.last() {
+            Some((last, _)) if *last < id => Err(self.entries.len()),
+            None => Err(0),
+            _ => self.entries.binary_search_by_key(&id, |(id, _)| *id),
+        }
+    }
+
+    /// Sets the value of column `id`, replacing any.
+    pub fn insert(&mut self, id: i64, value: ColumnValue) {
+        match self.position(id) {
+            Ok(at) => self.entries[at].1 = Some(value),
+            Err(at) => self.entries.insert(at, (id, Some(value))),
+        }
+    }
+
+    pub fn get(&self, id: i64) -> Option<&ColumnValue> {
+        let at = self.position(id).ok()?;
+        self.entries[at].1.as_ref()
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Moves the value of column `id` out.
+    pub fn take(&mut self, id: i64) -> Option<ColumnValue> {
+        let at = self.position(id).ok()?;
+        self.entries[at].1.take()
+    }
+
+    /// Number of columns with a value.
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|(_, v)| v.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values in column id order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ColumnValue)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, value)| value.as_ref().map(|value| (*id, value)))
+    }
+}
+
+impl FromIterator<(i64, ColumnValue)> for RowValues {
+    fn from_iter<I: IntoIterator<Item = (i64, ColumnValue)>>(pairs: I) -> RowValues {
+        let mut values = RowValues::default();
+        for (id, value) in pairs {
+            values.insert(id, value);
+        }
+        values
+    }
+}
+
+impl IntoIterator for RowValues {
+    type Item = (i64, ColumnValue);
+    type IntoIter = std::iter::FilterMap<
+        std::vec::IntoIter<(i64, Option<ColumnValue>)>,
+        fn((i64, Option<ColumnValue>)) -> Option<(i64, ColumnValue)>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries
+            .into_iter()
+            .filter_map(|(id, value)| value.map(|value| (id, value)))
+    }
 }
 
 fn unknown_column(table: &TableInfo, id: i64) -> CodecError {
@@ -171,7 +257,10 @@ pub fn encode_delete(
 }
 
 fn decode_pairs(table: &TableInfo, row: RowData) -> Result<DecodedRow> {
-    let mut out = DecodedRow::default();
+    let mut out = DecodedRow {
+        values: RowValues::with_capacity(row.len() + 1),
+        row_id: None,
+    };
     for (id, d) in row {
         if id == EXTRA_HANDLE_ID {
             out.row_id = match d {
@@ -205,7 +294,7 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
                 .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
                 .unwrap_or_default();
             for (i, (col, h)) in cols.iter().zip(handle).enumerate() {
-                if !out.values.contains_key(&col.id) && !prefix.get(i).copied().unwrap_or(false) {
+                if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false) {
                     out.values
                         .insert(col.id, datum_into_value(&col.field_type, h)?);
                 }
@@ -230,4 +319,27 @@ pub fn decode_update(table: &TableInfo, bytes: &[u8]) -> Result<(DecodedRow, Dec
 /// Decodes a `deleted_rows` element.
 pub fn decode_delete(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
     decode_pairs(table, row::decode_row(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowValues;
+    use crate::value::ColumnValue::{Int, Null};
+
+    #[test]
+    fn row_values_behave_as_a_map_by_column_id() {
+        let mut values: RowValues = [(3, Int(3)), (1, Int(1)), (2, Null)].into_iter().collect();
+        values.insert(1, Int(10));
+        values.insert(5, Int(5));
+        let pairs: Vec<_> = values.iter().map(|(id, v)| (id, v.clone())).collect();
+        assert_eq!(pairs, [(1, Int(10)), (2, Null), (3, Int(3)), (5, Int(5))]);
+        assert_eq!(values.len(), 4);
+        assert_eq!(values.take(2), Some(Null), "a NULL is a value");
+        assert_eq!(values.take(2), None, "taken once");
+        assert!(!values.contains(2) && values.contains(3) && !values.contains(4));
+        assert_eq!(values.get(4), None);
+        assert_eq!(values.len(), 3);
+        let rest: Vec<_> = values.into_iter().collect();
+        assert_eq!(rest, [(1, Int(10)), (3, Int(3)), (5, Int(5))]);
+    }
 }

@@ -208,7 +208,8 @@ impl Replay {
                         );
                         let key = row_key(&info, &row);
                         assert!(
-                            rows.insert(key.clone(), row.values).is_none(),
+                            rows.insert(key.clone(), row.values.into_iter().collect())
+                                .is_none(),
                             "{context}: insert of an existing row {key}"
                         );
                     }
@@ -219,8 +220,8 @@ impl Replay {
                         let have = rows
                             .get(&key)
                             .unwrap_or_else(|| panic!("{context}: update of a missing row {key}"));
-                        assert_same_row(&context, have, &old.values);
-                        rows.insert(key, new.values);
+                        assert_same_row(&context, have, &old.values.into_iter().collect());
+                        rows.insert(key, new.values.into_iter().collect());
                     }
                     MutationType::DeleteRow => {
                         let old = decode_delete(&info, del.next().unwrap()).unwrap();
@@ -228,7 +229,7 @@ impl Replay {
                         let have = rows
                             .remove(&key)
                             .unwrap_or_else(|| panic!("{context}: delete of a missing row {key}"));
-                        assert_same_row(&context, &have, &old.values);
+                        assert_same_row(&context, &have, &old.values.into_iter().collect());
                     }
                     other => panic!("{context}: unexpected mutation type {other:?}"),
                 }

@@ -112,7 +112,7 @@ fn insert_columns(
     table
         .cols
         .iter()
-        .map(|col| match row.values.get(&col.id) {
+        .map(|col| match row.values.get(col.id) {
             Some(value) => column(col, value, None),
             None => column(col, &missing_column_value(col)?, None),
         })
@@ -130,8 +130,8 @@ fn update_columns(
         .iter()
         .filter(|col| col.is_writable())
         .filter_map(|col| {
-            let before = old.values.get(&col.id)?;
-            let after = new.values.get(&col.id)?;
+            let before = old.values.get(col.id)?;
+            let after = new.values.get(col.id)?;
             Some(column(col, before, Some(after)))
         })
         .collect()
@@ -145,11 +145,7 @@ fn present_columns(
     table
         .cols
         .iter()
-        .filter_map(|col| {
-            row.values
-                .get(&col.id)
-                .map(|value| column(col, value, None))
-        })
+        .filter_map(|col| row.values.get(col.id).map(|value| column(col, value, None)))
         .collect()
 }
 

@@ -233,7 +233,7 @@ fn insert_values(
     let mut values = row.values;
     let mut out = Vec::with_capacity(names.columns.len());
     for (col, name) in names.columns(table).filter(|(col, _)| writable(col)) {
-        let value = match values.remove(&col.id) {
+        let value = match values.take(col.id) {
             Some(value) => value,
             None => missing_column_value(col)?,
         };
@@ -250,7 +250,7 @@ fn named(names: &TableNames, table: &TableInfo, row: DecodedRow, writable_only: 
         if writable_only && !writable(col) {
             continue;
         }
-        if let Some(value) = values.remove(&col.id) {
+        if let Some(value) = values.take(col.id) {
             out.push((name.clone(), value));
         }
     }

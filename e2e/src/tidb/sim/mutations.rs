@@ -204,20 +204,20 @@ mod tests {
         );
         let first = decode_insert(&t, &tm.inserted_rows[0]).unwrap();
         assert_eq!(
-            first.values[&1],
-            ColumnValue::Uint(u64::MAX),
+            first.values.get(1),
+            Some(&ColumnValue::Uint(u64::MAX)),
             "handle -1 read back unsigned"
         );
         let (old, new) = decode_update(&t, &tm.updated_rows[0]).unwrap();
         assert_eq!(
-            (&old.values[&2], &new.values[&2]),
+            (old.values.get(2), new.values.get(2)),
             (
-                &ColumnValue::Text("a".into()),
-                &ColumnValue::Text("b".into())
+                Some(&ColumnValue::Text("a".into())),
+                Some(&ColumnValue::Text("b".into()))
             )
         );
         let deleted = decode_delete(&t, &tm.deleted_rows[0]).unwrap();
-        assert_eq!(deleted.values[&1], ColumnValue::Uint(u64::MAX));
+        assert_eq!(deleted.values.get(1), Some(&ColumnValue::Uint(u64::MAX)));
     }
 
     #[test]
