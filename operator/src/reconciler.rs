@@ -370,36 +370,31 @@ async fn add_finalizer(
 ) -> Result<(), Error> {
     let mut finalizers = cluster.finalizers().to_vec();
     finalizers.push(names::FINALIZER.to_string());
-    // The resourceVersion makes the write conditional: a concurrent change fails it (and the
-    // reconcile is retried) instead of dropping someone else's finalizer.
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": cluster.resource_version(),
-        }
-    });
-    clusters
-        .patch(
-            &cluster.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(kube_error("adding the finalizer"))?;
-    Ok(())
+    set_finalizers(clusters, cluster, &finalizers, "adding the finalizer").await
 }
 
 async fn remove_finalizer(
     clusters: &Api<BinlogCluster>,
     cluster: &BinlogCluster,
 ) -> Result<(), Error> {
-    let finalizers: Vec<&String> = cluster
+    let finalizers: Vec<String> = cluster
         .finalizers()
         .iter()
         .filter(|f| *f != names::FINALIZER)
+        .cloned()
         .collect();
-    // Conditional on the resourceVersion, like adding it: another controller's finalizer added
-    // meanwhile is never dropped.
+    set_finalizers(clusters, cluster, &finalizers, "removing the finalizer").await
+}
+
+/// Writes the cluster's finalizer list. The resourceVersion makes the write conditional: a
+/// concurrent change fails it (and the reconcile is retried) instead of dropping someone else's
+/// finalizer.
+async fn set_finalizers(
+    clusters: &Api<BinlogCluster>,
+    cluster: &BinlogCluster,
+    finalizers: &[String],
+    doing: &'static str,
+) -> Result<(), Error> {
     let patch = json!({
         "metadata": {
             "finalizers": finalizers,
@@ -413,7 +408,7 @@ async fn remove_finalizer(
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(kube_error("removing the finalizer"))?;
+        .map_err(kube_error(doing))?;
     Ok(())
 }
 
