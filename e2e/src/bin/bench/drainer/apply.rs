@@ -84,13 +84,14 @@ impl Statements {
     }
 }
 
-/// `drainer 14.1 µs + MariaDB 20.5 µs + bench 0.1 µs per row`.
-fn cpu_per_row(cpu: &CpuUse, rows: u64) -> String {
+/// `drainer 14.1 µs + MariaDB 20.5 µs + bench 0.1 µs per row; 0.060 statements, …`.
+fn per_row(cpu: &CpuUse, statements: &Statements, rows: u64) -> String {
     format!(
-        "drainer {:.1} µs + MariaDB {:.1} µs + bench {:.1} µs per row",
+        "drainer {:.1} µs + MariaDB {:.1} µs + bench {:.1} µs per row; {}",
         cpu.micros_per(cpu.drainer, rows),
         cpu.micros_per(cpu.mariadb, rows),
-        cpu.micros_per(cpu.bench, rows)
+        cpu.micros_per(cpu.bench, rows),
+        statements.per_row(rows)
     )
 }
 
@@ -174,11 +175,7 @@ pub(super) async fn bench_apply(
         figure_line("baseline CPU, after", after.cpu.describe()),
         figure_line(
             "baseline per row",
-            format!(
-                "{}; {}",
-                cpu_per_row(&before.cpu, written.rows),
-                before.statements.per_row(written.rows)
-            ),
+            per_row(&before.cpu, &before.statements, written.rows),
         ),
         figure_line(
             "drainer rows/s",
@@ -198,11 +195,7 @@ pub(super) async fn bench_apply(
         figure_line("drainer CPU", drained.cpu.describe()),
         figure_line(
             "drainer per row",
-            format!(
-                "{}; {}",
-                cpu_per_row(&drained.cpu, written.rows),
-                drained.statements.per_row(written.rows)
-            ),
+            per_row(&drained.cpu, &drained.statements, written.rows),
         ),
         figure_line(
             "drainer RSS (VmHWM/VmRSS)",
