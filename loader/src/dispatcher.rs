@@ -59,6 +59,16 @@ pub(crate) enum Routing {
     Parallel { detect: bool, chunk: usize },
 }
 
+impl Routing {
+    /// Changes per downstream transaction; `None`: one upstream transaction each.
+    pub(crate) fn chunk(self) -> Option<usize> {
+        match self {
+            Routing::Parallel { chunk, .. } => Some(chunk),
+            Routing::Serial => None,
+        }
+    }
+}
+
 pub(crate) struct Dispatcher {
     routing: Routing,
     shared: Arc<Shared>,
@@ -99,12 +109,8 @@ enum Next {
 
 impl Dispatcher {
     pub(crate) fn new(parts: DispatcherParts) -> Dispatcher {
-        let chunk = match parts.routing {
-            Routing::Parallel { chunk, .. } => chunk,
-            Routing::Serial => 1,
-        };
         Dispatcher {
-            spreader: Spreader::new(parts.workers.len(), chunk),
+            spreader: Spreader::new(parts.workers.len(), parts.routing.chunk().unwrap_or(1)),
             routing: parts.routing,
             shared: parts.shared,
             input: parts.input,

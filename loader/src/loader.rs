@@ -45,14 +45,14 @@ impl Loader {
 
         let shared = Arc::new(Shared::default());
         shared.safe_mode.store(config.safe_mode, Ordering::Relaxed);
-        let (routing, worker_count, batch_size) = if config.enable_dispatch {
+        let (routing, worker_count) = if config.enable_dispatch {
             let routing = Routing::Parallel {
                 detect: config.enable_detect,
                 chunk: config.batch_size,
             };
-            (routing, config.worker_count, Some(config.batch_size))
+            (routing, config.worker_count)
         } else {
-            (Routing::Serial, 1, None)
+            (Routing::Serial, 1)
         };
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut worker_tasks = JoinSet::new();
@@ -64,7 +64,7 @@ impl Loader {
                 id,
                 link: Link::new(sessions.clone(), Role::Worker),
                 shared: shared.clone(),
-                batch_size,
+                batch_size: routing.chunk(),
             };
             worker_tasks.spawn(worker.run(units, events_tx.clone()));
         }
