@@ -16,19 +16,6 @@ use tidb_codec::{ColumnInfo, TableInfo};
 use super::{EventCursor, RowError, RowEvent, TranslateError, resolve_tables, take_next_event};
 use crate::schema::Catalog;
 
-/// The row changes of one transaction for the tables `keep(database, table)` accepts, all at once
-/// (see [`DmlSlices`]); the raw rows are taken out of `prewrite`.
-pub fn dmls(
-    commit_ts: i64,
-    prewrite: &mut PrewriteValue,
-    catalog: &Catalog,
-    keep: impl Fn(&str, &str) -> bool,
-) -> Result<Vec<Dml>, TranslateError> {
-    let mut names = NameCache::default();
-    let mut slices = DmlSlices::new(commit_ts, prewrite, catalog, &mut names, keep)?;
-    Ok(slices.next_slice(usize::MAX)?.unwrap_or_default())
-}
-
 /// The row changes of one transaction for the tables `keep(database, table)` accepts, translated
 /// a slice at a time, so that a huge transaction is never held whole as row changes; each raw
 /// row is taken out of the prewrite value (and freed) as it is translated. Mutations of tables
@@ -262,9 +249,26 @@ mod tests {
     use binlog_loader::{DmlKind, Row};
     use tidb_codec::ColumnValue;
 
-    use super::{DmlSlices, NameCache, dmls};
+    use binlog_loader::Dml;
+    use binlog_proto::binlog::PrewriteValue;
+
+    use super::{DmlSlices, NameCache};
+    use crate::schema::Catalog;
     use crate::translate::TranslateError;
     use crate::translate::tests::{orders, prewrite};
+
+    /// The row changes of one transaction for the tables `keep(database, table)` accepts, all at once
+    /// (see [`DmlSlices`]); the raw rows are taken out of `prewrite`.
+    fn dmls(
+        commit_ts: i64,
+        prewrite: &mut PrewriteValue,
+        catalog: &Catalog,
+        keep: impl Fn(&str, &str) -> bool,
+    ) -> Result<Vec<Dml>, TranslateError> {
+        let mut names = NameCache::default();
+        let mut slices = DmlSlices::new(commit_ts, prewrite, catalog, &mut names, keep)?;
+        Ok(slices.next_slice(usize::MAX)?.unwrap_or_default())
+    }
 
     fn named(pairs: &[(&str, ColumnValue)]) -> Row {
         pairs
