@@ -1,6 +1,14 @@
 //! How a node stops: the stop flag every long-running task watches, the signals that stop it,
 //! and the server loop that drains on stop.
 
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio_rustls::rustls;
+
+use crate::tls::TlsSettings;
+use crate::tls_server::TlsListener;
+
 /// Resolves once `stop` is set to true (or its sender is gone).
 pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it here so callers' futures stay `Send`.
@@ -45,5 +53,30 @@ pub async fn serve<L>(
         .await
     {
         tracing::error!(error = %err, "server failed");
+    }
+}
+
+/// Serves `router` on a bound TCP port, over TLS when `tls` is set, until `stop` is set.
+///
+/// Every connection gets `TCP_NODELAY`: gRPC answers are small writes, and Nagle's algorithm
+/// would hold them back until the client's delayed ACK (tens of milliseconds on Linux).
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    tls: Option<(Arc<rustls::ServerConfig>, TlsSettings)>,
+    router: axum::Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    match tls {
+        Some((config, settings)) => {
+            serve(TlsListener::new(listener, config, settings), router, stop).await
+        }
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+                }
+            });
+            serve(listener, router, stop).await
+        }
     }
 }

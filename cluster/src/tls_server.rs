@@ -122,6 +122,10 @@ impl axum::serve::Listener for TlsListener {
                     continue;
                 }
             };
+            // See `shutdown::serve_tcp` for why.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+            }
             match self.handshake(tcp).await {
                 Ok(stream) => return (stream, peer),
                 Err(reason) => tracing::warn!(%peer, %reason, "rejected a TLS client"),

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use binlog_cluster::node::Node;
-use binlog_cluster::tls_server::TlsListener;
 use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id};
 use binlog_loader::{DownstreamTls, Loader, LoaderConfig};
 use tokio::sync::{mpsc, watch};
@@ -271,18 +270,13 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let router = http::router(shared.clone())
         .merge(tonic::service::Routes::new(CisternService::new(notify_tx)).into_axum_router());
     let (serve_stop, serve_stopped) = watch::channel(false);
-    let server = match config.security.rustls_server_config().map_err(fatal)? {
-        Some(tls) => tokio::spawn(binlog_cluster::shutdown::serve(
-            TlsListener::new(listener, tls, config.security.clone()),
-            router,
-            serve_stopped,
-        )),
-        None => tokio::spawn(binlog_cluster::shutdown::serve(
-            listener,
-            router,
-            serve_stopped,
-        )),
-    };
+    let tls = config.security.rustls_server_config().map_err(fatal)?;
+    let server = tokio::spawn(binlog_cluster::shutdown::serve_tcp(
+        listener,
+        tls.map(|tls| (tls, config.security.clone())),
+        router,
+        serve_stopped,
+    ));
     shared
         .node
         .publish_state(NodeState::Online, checkpoint.commit_ts)

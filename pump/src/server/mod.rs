@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use binlog_cluster::node::Node;
-use binlog_cluster::tls_server::TlsListener;
 use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id, urls};
 use binlog_proto::binlog::{Binlog, BinlogType};
 use prost::Message;
@@ -217,21 +216,12 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         .security
         .rustls_server_config()
         .map_err(fatal)?;
-    let mut servers = vec![match tls {
-        Some(tls) => {
-            let listener = TlsListener::new(listener, tls, shared.config.security.clone());
-            tokio::spawn(binlog_cluster::shutdown::serve(
-                listener,
-                router.clone(),
-                serve_stopped.clone(),
-            ))
-        }
-        None => tokio::spawn(binlog_cluster::shutdown::serve(
-            listener,
-            router.clone(),
-            serve_stopped.clone(),
-        )),
-    }];
+    let mut servers = vec![tokio::spawn(binlog_cluster::shutdown::serve_tcp(
+        listener,
+        tls.map(|tls| (tls, shared.config.security.clone())),
+        router.clone(),
+        serve_stopped.clone(),
+    ))];
     if let Some(path) = shared.config.socket_path() {
         // A stale socket file from a previous run would make bind fail.
         let _ = std::fs::remove_file(&path);
