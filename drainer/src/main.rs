@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use binlog_drainer::config::{Config, Flags, version_text};
 use binlog_drainer::server;
 
+// Rows, binlogs and gRPC buffers are allocated on one thread and freed on another all the
+// time: glibc's malloc took about a fifth of the drainer's CPU while applying rows; with
+// mimalloc the apply rate rose about 10% (README, drainer-apply).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let flags = Flags::from_env();
     if flags.version {

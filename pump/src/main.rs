@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use binlog_pump::config::{Config, Flags};
 use binlog_pump::server::{self, RunError};
 
+// The drainer's allocator (see its main.rs), for the same reason: binlogs and gRPC buffers are
+// allocated on one thread and freed on another.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let flags = Flags::from_env();
     if flags.version {
