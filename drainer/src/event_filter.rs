@@ -337,9 +337,9 @@ mod tests {
     fn dropped_row_events_leave_the_others_in_statement_order() {
         let mut mutation = TableMutation {
             table_id: 1,
-            inserted_rows: vec![b"i0".to_vec(), b"i1".to_vec()],
-            updated_rows: vec![b"u0".to_vec()],
-            deleted_rows: vec![b"d0".to_vec()],
+            inserted_rows: vec![b"i0".to_vec().into(), b"i1".to_vec().into()],
+            updated_rows: vec![b"u0".to_vec().into()],
+            deleted_rows: vec![b"d0".to_vec().into()],
             sequence: vec![0, 4, 1, 0],
             ..TableMutation::default()
         };

@@ -1,9 +1,10 @@
 //! One puller per pump: streams the pump's committed binlogs after the last commit ts it
 //! delivered, reconnecting (every second) after any error, and hands them to the collector one at
 //! a time (the collector grants a credit per item, so a puller never runs ahead of the merge).
-//! After a message over [`BIG_MESSAGE_BYTES`] it pulls again at once on a fresh stream: dropping
-//! the stream frees the receive buffer the big message grew, so a big binlog is held at most
-//! twice (raw and decoded), and only briefly.
+//! A binlog is decoded without copying (its prewrite value and rows are slices of the receive
+//! buffer), so a big one is held once. After a message over [`BIG_MESSAGE_BYTES`] the puller
+//! pulls again at once on a fresh stream, so that the buffer the big message grew is freed with
+//! the binlog instead of living on with the stream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,20 +206,16 @@ async fn pull_once(
         };
         let payload = response.entity.unwrap_or_default().payload;
         let size = payload.len();
-        // A big payload is the receive buffer's second copy: free the buffer (with its stream)
-        // before decoding makes a third; and the raw copy right after, rather than when the
-        // binlog is handed over.
         if size > BIG_MESSAGE_BYTES {
             stream = None;
         }
-        let binlog = Binlog::decode(payload.as_slice()).map_err(|err| {
+        let binlog = Binlog::decode(payload).map_err(|err| {
             Fatal(PullError::Malformed {
                 pump: node_id.to_string(),
                 after: *after,
                 message: err.to_string(),
             })
         })?;
-        drop(payload);
         if binlog.commit_ts <= *after {
             tracing::error!(pump = %node_id, commit_ts = binlog.commit_ts, after = *after, "receive unsort binlog");
         } else {

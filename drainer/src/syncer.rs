@@ -247,12 +247,12 @@ impl<S: SchemaSource> Syncer<S> {
             );
             return Ok(());
         }
-        // The raw value goes as soon as it is decoded: a big transaction is not held twice.
+        // The rows decode as slices of the raw value, which is itself a slice of the pull's
+        // receive buffer: a big transaction is held once.
         let raw = binlog.prewrite_value.take().unwrap_or_default();
-        let mut prewrite = PrewriteValue::decode(raw.as_slice()).map_err(|source| {
+        let mut prewrite = PrewriteValue::decode(raw).map_err(|source| {
             SinkError::Translate(TranslateError::Prewrite { commit_ts, source })
         })?;
-        drop(raw);
         self.tracker.prepare(prewrite.schema_version)?;
         self.events
             .filter_rows(&mut prewrite, self.tracker.catalog());

@@ -107,7 +107,7 @@ impl TestPumpClient {
             tp: BinlogType::Prewrite as i32,
             start_ts,
             prewrite_key: Some(b"pk".to_vec()),
-            prewrite_value: Some(value.to_vec()),
+            prewrite_value: Some(value.to_vec().into()),
             ..Default::default()
         })
         .await
@@ -163,7 +163,7 @@ impl TestPumpClient {
             let Some(response) = next? else { break };
             let entity = response.entity.unwrap_or_default();
             let meta = entity.meta.unwrap_or_default();
-            let binlog = Binlog::decode(entity.payload.as_slice())?;
+            let binlog = Binlog::decode(entity.payload)?;
             let done = meta.commit_ts >= until;
             out.push(Pulled {
                 start_ts: meta.start_ts,

@@ -85,7 +85,7 @@ fn real_commits(pulled: &[e2e::pump::Pulled]) -> BTreeMap<i64, (i64, Vec<u8>)> {
                 p.commit_ts,
                 (
                     p.start_ts,
-                    p.binlog.prewrite_value.clone().unwrap_or_default(),
+                    p.binlog.prewrite_value.clone().unwrap_or_default().to_vec(),
                 ),
             )
         })

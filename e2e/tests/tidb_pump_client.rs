@@ -68,7 +68,10 @@ async fn served(world: &World, pump: &PumpProcess) -> BTreeMap<i64, (i64, Vec<u8
             assert_eq!(p.binlog.tp, BinlogType::Commit as i32);
             (
                 p.start_ts,
-                (p.commit_ts, p.binlog.prewrite_value.unwrap_or_default()),
+                (
+                    p.commit_ts,
+                    p.binlog.prewrite_value.unwrap_or_default().to_vec(),
+                ),
             )
         })
         .collect()
@@ -92,7 +95,7 @@ fn prewrite(start_ts: i64, value: &[u8]) -> Binlog {
         tp: BinlogType::Prewrite as i32,
         start_ts,
         prewrite_key: Some(b"pk".to_vec()),
-        prewrite_value: Some(value.to_vec()),
+        prewrite_value: Some(value.to_vec().into()),
         ..Default::default()
     }
 }
@@ -264,7 +267,7 @@ async fn a_killed_pump_is_failed_over_and_its_commits_wait_for_it() {
     let mut commits = Vec::new();
     for (p, pump) in open {
         let commit_ts = world.pd.get_ts().await.unwrap();
-        let value = p.prewrite_value.clone().unwrap();
+        let value = p.prewrite_value.clone().unwrap().to_vec();
         let c = client.clone();
         let binlog = commit_of(&p, commit_ts);
         let task = tokio::spawn(async move { c.write_commit(&binlog).await });

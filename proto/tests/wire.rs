@@ -92,14 +92,15 @@ fn round_trip_preserves_everything() {
                 schema_version: 42,
                 mutations: vec![TableMutation {
                     table_id: 45,
-                    inserted_rows: vec![b"row".to_vec()],
-                    updated_rows: vec![b"old".to_vec(), b"new".to_vec()],
-                    deleted_rows: vec![b"gone".to_vec()],
+                    inserted_rows: vec![b"row".to_vec().into()],
+                    updated_rows: vec![b"old".to_vec().into(), b"new".to_vec().into()],
+                    deleted_rows: vec![b"gone".to_vec().into()],
                     sequence: vec![0, 1, 4],
                     ..Default::default()
                 }],
             }
-            .encode_to_vec(),
+            .encode_to_vec()
+            .into(),
         ),
         ddl_query: None,
         ddl_job_id: 0,

@@ -31,7 +31,7 @@ fn prewrite(start_ts: i64) -> (BinlogMeta, Vec<u8>) {
         tp: BinlogType::Prewrite as i32,
         start_ts,
         prewrite_key: Some(format!("key-{start_ts}").into_bytes()),
-        prewrite_value: Some(rows_of(start_ts)),
+        prewrite_value: Some(rows_of(start_ts).into()),
         ..Binlog::default()
     })
 }
@@ -96,7 +96,10 @@ fn pull_all(storage: &Storage, after: i64) -> Vec<(i64, i64)> {
             );
         } else {
             assert_eq!(decoded.tp, BinlogType::Commit as i32);
-            assert_eq!(decoded.prewrite_value, Some(rows_of(binlog.start_ts)));
+            assert_eq!(
+                decoded.prewrite_value,
+                Some(rows_of(binlog.start_ts).into())
+            );
         }
         served.push((binlog.commit_ts, binlog.start_ts));
     }
@@ -527,7 +530,7 @@ fn large_records_pass_a_small_write_buffer() {
     let (meta, payload) = encode(Binlog {
         tp: BinlogType::Prewrite as i32,
         start_ts: 7,
-        prewrite_value: Some(big_rows.clone()),
+        prewrite_value: Some(big_rows.clone().into()),
         ..Binlog::default()
     });
     // The big record is admitted alone; small writers queue behind it within the budget.
@@ -543,7 +546,7 @@ fn large_records_pass_a_small_write_buffer() {
     assert_eq!(served.len(), 9);
     let merged = Binlog::decode(&served[0][..]).unwrap();
     assert_eq!((merged.start_ts, merged.commit_ts), (7, 8));
-    assert_eq!(merged.prewrite_value, Some(big_rows));
+    assert_eq!(merged.prewrite_value, Some(big_rows.into()));
 }
 
 fn pull_all_payloads(storage: &Storage) -> Vec<Vec<u8>> {

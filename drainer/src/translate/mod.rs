@@ -10,6 +10,7 @@ pub mod pb;
 pub mod sql;
 
 use binlog_proto::binlog::{MutationType, PrewriteValue, TableMutation};
+use prost::bytes::Bytes;
 use tidb_codec::mutation::{self, DecodedRow};
 use tidb_codec::{CodecError, TableInfo};
 
@@ -83,9 +84,9 @@ pub fn row_events<'a>(
     })
 }
 
-/// Decodes the next row event of `mutation` and takes its raw row out of it, so that the bytes
-/// are freed as soon as they are decoded (a huge transaction is never held twice); `None` after
-/// the last event. Use one `cursor` per mutation, from its default.
+/// Decodes the next row event of `mutation` and takes its raw row out of it (a slice of the
+/// pulled binlog's buffer, which goes when its last slice does); `None` after the last event.
+/// Use one `cursor` per mutation, from its default.
 pub fn take_next_event(
     table: &TableInfo,
     mutation: &mut TableMutation,
@@ -137,7 +138,7 @@ enum RowKind {
 }
 
 impl RowKind {
-    fn rows(self, mutation: &TableMutation) -> &[Vec<u8>] {
+    fn rows(self, mutation: &TableMutation) -> &[Bytes] {
         match self {
             RowKind::Inserted => &mutation.inserted_rows,
             RowKind::Updated => &mutation.updated_rows,
@@ -145,7 +146,7 @@ impl RowKind {
         }
     }
 
-    fn rows_mut(self, mutation: &mut TableMutation) -> &mut [Vec<u8>] {
+    fn rows_mut(self, mutation: &mut TableMutation) -> &mut [Bytes] {
         match self {
             RowKind::Inserted => &mut mutation.inserted_rows,
             RowKind::Updated => &mut mutation.updated_rows,
@@ -250,7 +251,7 @@ pub(crate) fn resolve_tables<'c>(
 
 /// Approximate in-memory size of a mutation's row data, for byte budgets.
 pub fn mutation_bytes(mutation: &TableMutation) -> usize {
-    let rows = |rows: &[Vec<u8>]| rows.iter().map(Vec::len).sum::<usize>();
+    let rows = |rows: &[Bytes]| rows.iter().map(Bytes::len).sum::<usize>();
     rows(&mutation.inserted_rows) + rows(&mutation.updated_rows) + rows(&mutation.deleted_rows)
 }
 
@@ -327,9 +328,9 @@ pub(crate) mod tests {
             schema_version: 2,
             mutations: vec![TableMutation {
                 table_id: 11,
-                inserted_rows: vec![insert],
-                updated_rows: vec![update],
-                deleted_rows: vec![delete],
+                inserted_rows: vec![insert.into()],
+                updated_rows: vec![update.into()],
+                deleted_rows: vec![delete.into()],
                 sequence: vec![
                     MutationType::Insert as i32,
                     MutationType::Update as i32,

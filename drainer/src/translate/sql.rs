@@ -375,7 +375,7 @@ mod tests {
         assert!(
             [&rows.inserted_rows, &rows.updated_rows, &rows.deleted_rows]
                 .iter()
-                .all(|list| list.iter().all(Vec::is_empty)),
+                .all(|list| list.iter().all(prost::bytes::Bytes::is_empty)),
             "every raw row was taken out once translated"
         );
     }

@@ -176,7 +176,7 @@ fn stream_binlogs(
             chunk.push(PullBinlogResp {
                 entity: Some(Entity {
                     pos: Some(Pos::default()),
-                    payload: binlog.payload,
+                    payload: binlog.payload.into(),
                     checksum: Vec::new(),
                     meta: Some(Meta {
                         start_ts: binlog.start_ts,

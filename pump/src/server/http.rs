@@ -146,7 +146,7 @@ fn render_binlog(payload: &[u8]) -> String {
             let mut text = format!("{binlog:#?}");
             if let Some(value) = &binlog.prewrite_value {
                 text.push_str("\n\n PrewriteValue: \n");
-                match PrewriteValue::decode(value.as_slice()) {
+                match PrewriteValue::decode(&value[..]) {
                     Ok(value) => text.push_str(&format!("{value:#?}")),
                     Err(err) => text.push_str(&format!("undecodable: {err}")),
                 }

@@ -161,7 +161,7 @@ mod tests {
             start_ts: 412518831338292471,
             commit_ts: 412518831548007863,
             prewrite_key: Some(b"key".to_vec()),
-            prewrite_value: Some(vec![7; 5000]),
+            prewrite_value: Some(vec![7; 5000].into()),
             ddl_query: Some(b"create table t (a int)".to_vec()),
             ddl_job_id: 42,
             ddl_schema_state: -1,
@@ -203,7 +203,7 @@ mod tests {
     fn merge_copies_prewrite_data_into_commit() {
         let mut prewrite = binlog(BinlogType::Prewrite, 5, 0);
         prewrite.prewrite_key = Some(b"pk".to_vec());
-        prewrite.prewrite_value = Some(b"rows".to_vec());
+        prewrite.prewrite_value = Some(b"rows".to_vec().into());
         prewrite.ddl_query = Some(b"create table t (a int)".to_vec());
         prewrite.ddl_job_id = 33;
         prewrite.ddl_schema_state = 5;

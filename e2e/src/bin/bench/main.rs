@@ -361,7 +361,7 @@ fn txn_payloads(ts: &TsSource, value: &[u8]) -> [Vec<u8>; 2] {
         tp: BinlogType::Prewrite as i32,
         start_ts,
         prewrite_key: Some(b"pk".to_vec()),
-        prewrite_value: Some(value.to_vec()),
+        prewrite_value: Some(value.to_vec().into()),
         ..Default::default()
     };
     let commit = Binlog {

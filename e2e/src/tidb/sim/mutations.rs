@@ -70,7 +70,7 @@ impl TxnMutations {
         let row = encode_insert(table, values, row_id)?;
         self.note_key(table, values, row_id)?;
         let m = self.table(table.id);
-        m.inserted_rows.push(row);
+        m.inserted_rows.push(row.into());
         m.sequence.push(MutationType::Insert as i32);
         Ok(())
     }
@@ -89,7 +89,7 @@ impl TxnMutations {
         let row = encode_update(table, old, new, row_id)?;
         self.note_key(table, new, row_id)?;
         let m = self.table(table.id);
-        m.updated_rows.push(row);
+        m.updated_rows.push(row.into());
         m.sequence.push(MutationType::Update as i32);
         Ok(())
     }
@@ -103,7 +103,7 @@ impl TxnMutations {
         let row = encode_delete(table, old, row_id)?;
         self.note_key(table, old, row_id)?;
         let m = self.table(table.id);
-        m.deleted_rows.push(row);
+        m.deleted_rows.push(row.into());
         m.sequence.push(MutationType::DeleteRow as i32);
         Ok(())
     }

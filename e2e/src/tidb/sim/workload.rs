@@ -418,7 +418,7 @@ async fn run_dml(shared: &Arc<Shared>, rng: &mut SimRng) -> Result<TxnEnd, SimEr
         start_ts,
         commit_ts: 0,
         prewrite_key: Some(prewrite_key),
-        prewrite_value: Some(value.encode_to_vec()),
+        prewrite_value: Some(value.encode_to_vec().into()),
         ddl_query: None,
         ddl_job_id: 0,
         ddl_schema_state: 0,

@@ -228,7 +228,7 @@ impl TxnWriter {
             tp: BinlogType::Prewrite as i32,
             start_ts,
             prewrite_key: Some(prewrite_key),
-            prewrite_value: Some(value),
+            prewrite_value: Some(value.into()),
             ..Binlog::default()
         };
         self.client
