@@ -5,6 +5,7 @@
 //! compatibility contract (keys, JSON, state strings, HTTP envelope, flag style) is written down
 //! once, here. It knows nothing of storage engines, downstreams or Kubernetes.
 
+pub mod config_file;
 pub mod control;
 pub mod dir_lock;
 pub mod error_text;

@@ -3,7 +3,7 @@
 //!
 //! Precedence, as in the original: flags > environment (for flags not given) > TOML > defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use binlog_cluster::TlsSettings;
@@ -11,36 +11,7 @@ use binlog_cluster::units::{parse_bytes, parse_go_duration};
 use clap::Parser;
 use serde::Deserialize;
 
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML for the pump, or holds a key the pump does not know.
-    #[error("config file {path} is invalid: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, naming the key and line.
-        message: String,
-    },
-    /// A value is out of range or malformed.
-    #[error("invalid {key} {value:?}: {reason}")]
-    Invalid {
-        /// The setting.
-        key: &'static str,
-        /// The value given.
-        value: String,
-        /// What is expected.
-        reason: String,
-    },
-}
+pub use binlog_cluster::config_file::ConfigError;
 
 /// Command-line flags; each can also come from `PUMP_<NAME>` (e.g. `PUMP_PD_URLS`).
 #[derive(Debug, Default, Parser)]
@@ -274,25 +245,22 @@ pub const DEFAULT_STOP_WRITE_AT: u64 = 10 * 1024 * 1024 * 1024;
 /// Default gRPC receive limit of the original: `MaxInt - 4 MiB`, capped to what a `usize` holds.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = (i32::MAX as usize) - 4 * 1024 * 1024;
 
-fn invalid(key: &'static str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        value: value.to_string(),
-        reason: reason.into(),
-    }
-}
-
 fn parse_retention(value: &Retention) -> Result<Duration, ConfigError> {
     let duration = match value {
         Retention::Days(days) if *days > 0 => Duration::from_secs(*days as u64 * 86_400),
-        Retention::Days(days) => return Err(invalid("gc", days, "must be > 0")),
+        Retention::Days(days) => return Err(ConfigError::invalid("gc", days, "must be > 0")),
         Retention::Text(text) => match text.trim().parse::<i64>() {
             Ok(days) => return parse_retention(&Retention::Days(days)),
-            Err(_) => parse_go_duration(text).map_err(|err| invalid("gc", text, err.reason))?,
+            Err(_) => parse_go_duration(text)
+                .map_err(|err| ConfigError::invalid("gc", text, err.reason))?,
         },
     };
     if duration.is_zero() {
-        return Err(invalid("gc", format!("{value:?}"), "must be > 0"));
+        return Err(ConfigError::invalid(
+            "gc",
+            format!("{value:?}"),
+            "must be > 0",
+        ));
     }
     Ok(duration)
 }
@@ -304,11 +272,11 @@ fn validate_host_port(
 ) -> Result<(), ConfigError> {
     let (host, port) = value
         .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "expected host:port"))?;
+        .ok_or_else(|| ConfigError::invalid(key, value, "expected host:port"))?;
     port.parse::<u16>()
-        .map_err(|_| invalid(key, value, "expected host:port with a numeric port"))?;
+        .map_err(|_| ConfigError::invalid(key, value, "expected host:port with a numeric port"))?;
     if !allow_any_host && (host.is_empty() || host == "0.0.0.0") {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             key,
             value,
             "the host must be an address others can reach, not empty or 0.0.0.0 (set advertise-addr)",
@@ -328,21 +296,10 @@ impl Config {
     /// Reads the TOML file named by `-config` (if any) and applies flags over it.
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
         let file = match &flags.config {
-            Some(path) => Self::read_file(path)?,
+            Some(path) => binlog_cluster::config_file::read_toml(path)?,
             None => FileConfig::default(),
         };
         Self::merge(flags, file)
-    }
-
-    fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|err| ConfigError::Parse {
-            path: path.to_owned(),
-            message: err.to_string().trim_end().to_string(),
-        })
     }
 
     fn merge(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
@@ -377,12 +334,12 @@ impl Config {
             None => DEFAULT_STOP_WRITE_AT,
             Some(Size::Bytes(bytes)) => bytes,
             Some(Size::Text(text)) => parse_bytes(&text).map_err(|err| {
-                invalid("storage.stop-write-at-available-space", &text, err.reason)
+                ConfigError::invalid("storage.stop-write-at-available-space", &text, err.reason)
             })?,
         };
         let slow_write = storage_file.slow_write_threshold.unwrap_or(1.0);
         if !(slow_write.is_finite() && slow_write > 0.0) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "storage.slow_write_threshold",
                 slow_write,
                 "must be a positive number of seconds",
@@ -397,7 +354,11 @@ impl Config {
         if let Some(socket) = &socket {
             let path = socket.strip_prefix("unix://").unwrap_or(socket);
             if path.split('/').filter(|s| !s.is_empty()).count() < 2 {
-                return Err(invalid("socket", socket, "expected unix:///dir/file.sock"));
+                return Err(ConfigError::invalid(
+                    "socket",
+                    socket,
+                    "expected unix:///dir/file.sock",
+                ));
             }
         }
         Ok(Config {
@@ -465,10 +426,8 @@ mod tests {
     }
 
     fn from_toml(text: &str, args: &[&str]) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
-            path: "pump.toml".into(),
-            message: err.to_string(),
-        })?;
+        let file: FileConfig =
+            binlog_cluster::config_file::parse_toml(text, std::path::Path::new("pump.toml"))?;
         Config::merge(&flags(args), file)
     }
 

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use super::ConfigError;
 use super::file::{BinlogFilterRuleFile, SchemaTableFile, TableMigrateRuleFile};
-use super::{ConfigError, invalid};
 
 /// The event names of tidb-tools' binlog filter (`ignore-event`), lower case.
 pub const EVENT_NAMES: &[&str] = &[
@@ -120,7 +120,7 @@ pub(super) fn resolve(
         for event in &rule.ignore_event {
             let lower = event.trim().to_lowercase();
             if !EVENT_NAMES.contains(&lower.as_str()) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     key("ignore-event"),
                     event,
                     "unknown event; expected e.g. insert, update, delete, all dml, truncate table, create table",
@@ -130,7 +130,7 @@ pub(super) fn resolve(
         }
         for sql in &rule.ignore_sql {
             regex::Regex::new(&format!("(?i){sql}"))
-                .map_err(|err| invalid(key("ignore-sql"), sql, err.to_string()))?;
+                .map_err(|err| ConfigError::invalid(key("ignore-sql"), sql, err.to_string()))?;
         }
         typed_rules.insert(
             name.clone(),
@@ -145,7 +145,7 @@ pub(super) fn resolve(
         let key = |field: &str| format!("syncer.table-migrate-rule[{position}].{field}");
         let source = rule.source.map(schema_table).unwrap_or_default();
         if source.schema.is_empty() {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 key("source.schema"),
                 "",
                 "must name a schema (wildcards allowed)",
@@ -153,7 +153,7 @@ pub(super) fn resolve(
         }
         for name in &rule.binlog_filter_rule {
             if !typed_rules.contains_key(name) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     key("binlog-filter-rule"),
                     name,
                     "no [syncer.binlog-filter-rule.<name>] of that name",

@@ -23,11 +23,10 @@ mod file;
 mod flags;
 mod sink;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use binlog_cluster::TlsSettings;
-use binlog_cluster::secret::SecretError;
 
 use crate::filter::{Filter, FilterConfig, TableName};
 use file::{FileConfig, SecurityFile, TableNameFile};
@@ -41,52 +40,7 @@ pub use sink::{
     FileSink, KafkaSink, MysqlSink, Password, SinkConfig, SyncMode,
 };
 
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML for the drainer, or holds a key it does not know.
-    #[error("config file {path} is invalid: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, naming the key and line.
-        message: String,
-    },
-    /// A value is out of range or malformed.
-    #[error("invalid {key} {value:?}: {reason}")]
-    Invalid {
-        /// The setting (a TOML key path, a flag or an environment variable).
-        key: String,
-        /// The value given.
-        value: String,
-        /// What is expected.
-        reason: String,
-    },
-    /// An `encrypted_password` could not be decrypted.
-    #[error("cannot decrypt {key}: {source}")]
-    Secret {
-        /// The setting.
-        key: &'static str,
-        /// Why.
-        source: SecretError,
-    },
-}
-
-fn invalid(key: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
-        reason: reason.into(),
-    }
-}
+pub use binlog_cluster::config_file::ConfigError;
 
 /// The default listen address (see the module doc).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8249";
@@ -217,11 +171,11 @@ fn tls_settings(file: SecurityFile) -> TlsSettings {
 fn validate_host_port(key: &'static str, value: &str, listen: bool) -> Result<(), ConfigError> {
     let (host, port) = value
         .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "expected host:port"))?;
+        .ok_or_else(|| ConfigError::invalid(key, value, "expected host:port"))?;
     port.parse::<u16>()
-        .map_err(|_| invalid(key, value, "expected host:port with a numeric port"))?;
+        .map_err(|_| ConfigError::invalid(key, value, "expected host:port with a numeric port"))?;
     if !listen && (host.is_empty() || host == "0.0.0.0") {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             key,
             value,
             "the host must be an address pumps can reach, not empty or 0.0.0.0 (set advertise-addr)",
@@ -239,14 +193,14 @@ where
 }
 
 fn non_negative(key: &'static str, value: i64) -> Result<u64, ConfigError> {
-    u64::try_from(value).map_err(|_| invalid(key, value, "must be >= 0"))
+    u64::try_from(value).map_err(|_| ConfigError::invalid(key, value, "must be >= 0"))
 }
 
 fn positive(key: &'static str, value: i64) -> Result<usize, ConfigError> {
     usize::try_from(value)
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| invalid(key, value, "must be > 0"))
+        .ok_or_else(|| ConfigError::invalid(key, value, "must be > 0"))
 }
 
 const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "fatal"];
@@ -256,7 +210,7 @@ fn log_level(value: &str) -> Result<String, ConfigError> {
     match lower.as_str() {
         "fatal" => Ok("error".to_string()),
         level if LOG_LEVELS.contains(&level) => Ok(lower),
-        _ => Err(invalid(
+        _ => Err(ConfigError::invalid(
             "log-level",
             value,
             "expected debug, info, warn, error or fatal",
@@ -310,7 +264,7 @@ fn sql_mode(value: &str) -> Result<String, ConfigError> {
             continue;
         }
         if !SQL_MODES.contains(&mode.as_str()) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "syncer.sql-mode",
                 value,
                 format!(
@@ -332,10 +286,14 @@ fn table_names(
         .into_iter()
         .map(|table| {
             if table.db_name.is_empty() {
-                return Err(invalid(key, "", "empty schema name (db-name)"));
+                return Err(ConfigError::invalid(key, "", "empty schema name (db-name)"));
             }
             if table.tbl_name.is_empty() {
-                return Err(invalid(key, &table.db_name, "empty table name (tbl-name)"));
+                return Err(ConfigError::invalid(
+                    key,
+                    &table.db_name,
+                    "empty table name (tbl-name)",
+                ));
             }
             Ok(TableName::new(table.db_name, table.tbl_name))
         })
@@ -362,13 +320,7 @@ impl Config {
     /// `MYSQL_*` / `KAFKA_ADDRS` defaults.
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
         let file = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                parse_file(&text, path)?
-            }
+            Some(path) => binlog_cluster::config_file::read_toml(path)?,
             None => FileConfig::default(),
         };
         Config::resolve(flags, file, &|name| std::env::var(name).ok())
@@ -399,7 +351,7 @@ impl Config {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| DEFAULT_PD_URLS.to_string());
         let pd_urls = binlog_cluster::urls::parse_pd_urls(&pd_text, security.enabled())
-            .map_err(|err| invalid("pd-urls", &err.url, err.to_string()))?;
+            .map_err(|err| ConfigError::invalid("pd-urls", &err.url, err.to_string()))?;
 
         let detect = pick(&flags.detect_interval, file.detect_interval)
             .filter(|secs| *secs != 0)
@@ -419,7 +371,7 @@ impl Config {
         let initial_commit_ts =
             pick(&flags.initial_commit_ts, file.initial_commit_ts).unwrap_or(INITIAL_COMMIT_TS_NOW);
         if initial_commit_ts < INITIAL_COMMIT_TS_NOW {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "initial-commit-ts",
                 initial_commit_ts,
                 "expected a commit ts >= 0, or -1 for PD's current time",
@@ -429,7 +381,13 @@ impl Config {
         let gzip = match compressor.as_str() {
             "" => false,
             "gzip" => true,
-            other => return Err(invalid("compressor", other, "expected \"\" or gzip")),
+            other => {
+                return Err(ConfigError::invalid(
+                    "compressor",
+                    other,
+                    "expected \"\" or gzip",
+                ));
+            }
         };
         let synced_minutes = non_negative(
             "synced-check-time",
@@ -468,7 +426,7 @@ impl Config {
         let mut ignore_dbs = Vec::new();
         for name in ignore_schemas.split(',').map(str::trim) {
             if name.is_empty() {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "ignore-schemas",
                     &ignore_schemas,
                     "empty schema name; expected comma-separated names",
@@ -478,7 +436,11 @@ impl Config {
         }
         let do_dbs = syncer.replicate_do_db.unwrap_or_default();
         if do_dbs.iter().any(|db| db.is_empty()) {
-            return Err(invalid("syncer.replicate-do-db", "", "empty schema name"));
+            return Err(ConfigError::invalid(
+                "syncer.replicate-do-db",
+                "",
+                "empty schema name",
+            ));
         }
         let filter = FilterConfig {
             do_dbs,
@@ -486,7 +448,8 @@ impl Config {
             ignore_dbs,
             ignore_tables: table_names("syncer.ignore-table", syncer.ignore_table)?,
         };
-        Filter::new(&filter).map_err(|err| invalid(err.setting, &err.pattern, err.reason))?;
+        Filter::new(&filter)
+            .map_err(|err| ConfigError::invalid(err.setting, &err.pattern, err.reason))?;
 
         let relay_size = pick(
             &flags.relay_max_file_size,
@@ -561,14 +524,6 @@ impl Config {
             relay,
         })
     }
-}
-
-/// Parses the config file's text strictly.
-fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|err| ConfigError::Parse {
-        path: path.to_owned(),
-        message: err.to_string().trim_end().to_string(),
-    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use binlog_cluster::TlsSettings;
 use binlog_cluster::units::parse_go_duration;
 
 use super::file::{CheckpointFile, ToFile};
-use super::{ConfigError, invalid, tls_settings};
+use super::{ConfigError, tls_settings};
 
 /// A password from the configuration; shown as `***` in logs.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -171,17 +171,17 @@ pub(super) fn sink_kind(db_type: &str) -> Result<SinkKind, ConfigError> {
         "tidb" => Ok(SinkKind::Mysql(DbFlavor::Tidb)),
         "file" | "pb" => Ok(SinkKind::File),
         "kafka" => Ok(SinkKind::Kafka),
-        "flash" => Err(invalid(
+        "flash" => Err(ConfigError::invalid(
             "db-type",
             db_type,
             format!("the flash sink is no longer supported; {EXPECTED_DB_TYPES}"),
         )),
-        "oracle" => Err(invalid(
+        "oracle" => Err(ConfigError::invalid(
             "db-type",
             db_type,
             format!("the oracle sink is not supported; {EXPECTED_DB_TYPES}"),
         )),
-        _ => Err(invalid("db-type", db_type, EXPECTED_DB_TYPES)),
+        _ => Err(ConfigError::invalid("db-type", db_type, EXPECTED_DB_TYPES)),
     }
 }
 
@@ -189,15 +189,15 @@ fn port(key: &'static str, value: i64) -> Result<u16, ConfigError> {
     u16::try_from(value)
         .ok()
         .filter(|port| *port > 0)
-        .ok_or_else(|| invalid(key, value, "expected a port number 1-65535"))
+        .ok_or_else(|| ConfigError::invalid(key, value, "expected a port number 1-65535"))
 }
 
 fn decrypt(key: &'static str, sealed: &str) -> Result<Password, ConfigError> {
     let plain = binlog_cluster::secret::open(sealed)
         .map_err(|source| ConfigError::Secret { key, source })?;
-    String::from_utf8(plain)
-        .map(Password)
-        .map_err(|_| invalid(key, "<encrypted>", "decrypts to bytes that are not UTF-8"))
+    String::from_utf8(plain).map(Password).map_err(|_| {
+        ConfigError::invalid(key, "<encrypted>", "decrypts to bytes that are not UTF-8")
+    })
 }
 
 /// A non-empty string value.
@@ -223,7 +223,9 @@ fn sink_connection(
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| invalid("MYSQL_PORT", &text, "expected a port number 1-65535"))?,
+                .ok_or_else(|| {
+                    ConfigError::invalid("MYSQL_PORT", &text, "expected a port number 1-65535")
+                })?,
             None => 3306,
         },
     };
@@ -259,15 +261,16 @@ pub(super) fn resolve_sink(
     match kind {
         SinkKind::Mysql(flavor) => {
             let read_timeout = match given(&to.read_timeout) {
-                Some(text) => parse_go_duration(text)
-                    .map_err(|err| invalid("syncer.to.read-timeout", text, err.reason))?,
+                Some(text) => parse_go_duration(text).map_err(|err| {
+                    ConfigError::invalid("syncer.to.read-timeout", text, err.reason)
+                })?,
                 None => Duration::from_secs(60),
             };
             let sync_mode = match to.sync_mode.unwrap_or(0) {
                 0 | 1 => SyncMode::Full,
                 2 => SyncMode::Partial,
                 other => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "syncer.to.sync-mode",
                         other,
                         "expected 1 (full columns) or 2 (partial columns)",
@@ -288,7 +291,7 @@ pub(super) fn resolve_sink(
                 0 => None,
                 days if days > 0 => Some(Duration::from_secs(days as u64 * 86_400)),
                 days => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "syncer.to.retention-time",
                         days,
                         "expected whole days >= 0 (0 keeps files forever)",
@@ -315,7 +318,7 @@ fn resolve_kafka(
     let addrs_text = match given(&to.kafka_addrs) {
         Some(addrs) => addrs.to_string(),
         None if given(&to.zookeeper_addrs).is_some() => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "syncer.to.zookeeper-addrs",
                 to.zookeeper_addrs.as_deref().unwrap_or_default(),
                 "finding Kafka brokers through ZooKeeper is not supported; set syncer.to.kafka-addrs",
@@ -332,7 +335,7 @@ fn resolve_kafka(
         .map(str::to_string)
         .collect();
     if addrs.is_empty() {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             "syncer.to.kafka-addrs",
             &addrs_text,
             "expected host:port[,host:port...]",
@@ -346,7 +349,7 @@ fn resolve_kafka(
         None | Some(0) => DEFAULT_KAFKA_MAX_MESSAGE_SIZE,
         Some(n) if n > 0 && n <= i64::from(i32::MAX) => n as usize,
         Some(n) => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "syncer.to.kafka-max-message-size",
                 n,
                 "expected bytes, 1 to 2147483647",
@@ -383,7 +386,7 @@ pub(super) fn resolve_checkpoint(
         Some("mysql" | "tidb") => true,
         Some("file") => false,
         Some(other) => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "syncer.to.checkpoint.type",
                 other,
                 "expected mysql, tidb or file",

@@ -13,7 +13,7 @@ fn load(toml: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Config, Confi
         lookup,
     )
     .unwrap();
-    let file = parse_file(toml, Path::new("drainer.toml"))?;
+    let file = binlog_cluster::config_file::parse_toml(toml, std::path::Path::new("drainer.toml"))?;
     Config::resolve(&flags, file, &lookup)
 }
 
