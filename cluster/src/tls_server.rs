@@ -2,11 +2,13 @@
 //! verifies client certificates when `cert-allowed-cn` is set and admits only peers whose
 //! certificate subject CN is listed — the original's rule.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
@@ -71,28 +73,58 @@ impl TlsSettings {
 
 /// A TLS listener for `axum::serve`: handshakes each connection (with a timeout) and drops
 /// clients whose certificate CN is not allowed.
+///
+/// Handshakes run concurrently in their own tasks, so a client that connects and then stalls
+/// (or a slow one) never holds up the others; at most [`MAX_PENDING_HANDSHAKES`] are in
+/// progress at once. Dropping the listener stops accepting and closes the port.
 pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    settings: TlsSettings,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local_addr: Option<SocketAddr>,
 }
 
+/// Handshakes in progress at once; further connections wait in the kernel's backlog.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+
 impl TlsListener {
-    /// Wraps a bound listener.
+    /// Wraps a bound listener and starts accepting on it (so it must be called within a Tokio
+    /// runtime).
     pub fn new(
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
         settings: TlsSettings,
     ) -> TlsListener {
-        TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(config),
-            settings,
-        }
+        Self::with_handshake_timeout(tcp, config, settings, HANDSHAKE_TIMEOUT)
     }
 
+    /// [`TlsListener::new`] with another time limit for each client's handshake.
+    pub fn with_handshake_timeout(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        settings: TlsSettings,
+        handshake_timeout: Duration,
+    ) -> TlsListener {
+        let local_addr = tcp.local_addr().ok();
+        let (handed, ready) = mpsc::channel(MAX_PENDING_HANDSHAKES);
+        let handshaker = Handshaker {
+            acceptor: TlsAcceptor::from(config),
+            settings: Arc::new(settings),
+            timeout: handshake_timeout,
+        };
+        tokio::spawn(accept_loop(tcp, handshaker, handed));
+        TlsListener { ready, local_addr }
+    }
+}
+
+#[derive(Clone)]
+struct Handshaker {
+    acceptor: TlsAcceptor,
+    settings: Arc<TlsSettings>,
+    timeout: Duration,
+}
+
+impl Handshaker {
     async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp))
+        let stream = tokio::time::timeout(self.timeout, self.acceptor.accept(tcp))
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|err| format!("TLS handshake failed: {err}"))?;
@@ -108,33 +140,64 @@ impl TlsListener {
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (tcp, peer) = match self.tcp.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // See `shutdown::serve_tcp` for why.
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+/// Accepts connections and hands each to its own handshake task, until the listener is dropped.
+async fn accept_loop(
+    tcp: TcpListener,
+    handshaker: Handshaker,
+    handed: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let (permit, accepted) = tokio::select! {
+            () = handed.closed() => return,
+            accepted = async {
+                let permit = pending.clone().acquire_owned().await;
+                (permit, tcp.accept().await)
+            } => accepted,
+        };
+        // The semaphore is never closed.
+        let Ok(permit) = permit else { return };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-            match self.handshake(tcp).await {
-                Ok(stream) => return (stream, peer),
+        };
+        // See `shutdown::serve_tcp` for why.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+        let handshaker = handshaker.clone();
+        let handed = handed.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match handshaker.handshake(tcp).await {
+                Ok(stream) => {
+                    let _ = handed.send((stream, peer)).await;
+                }
                 Err(reason) => tracing::warn!(%peer, %reason, "rejected a TLS client"),
             }
+        });
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop only ends once this listener is gone.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        self.local_addr
+            .ok_or_else(|| std::io::Error::other("the TLS listener's address is unknown"))
     }
 }
 

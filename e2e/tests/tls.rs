@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
+use std::time::Duration;
+
 use binlog_cluster::TlsSettings;
 use binlog_cluster::control::http_request;
 use binlog_cluster::tls_server::{TlsListener, subject_common_names};
@@ -11,11 +13,16 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 async fn serve(settings: TlsSettings) -> String {
+    serve_with_handshake_timeout(settings, Duration::from_secs(10)).await
+}
+
+async fn serve_with_handshake_timeout(settings: TlsSettings, timeout: Duration) -> String {
     let config = settings.rustls_server_config().unwrap().unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap().to_string();
     let router = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
-    tokio::spawn(axum::serve(TlsListener::new(tcp, config, settings), router).into_future());
+    let listener = TlsListener::with_handshake_timeout(tcp, config, settings, timeout);
+    tokio::spawn(axum::serve(listener, router).into_future());
     addr
 }
 
@@ -64,6 +71,31 @@ async fn without_allowed_cns_any_tls_client_is_served() {
         .await
         .unwrap();
     assert_eq!(status, 200);
+}
+
+/// Clients that connect and never start their handshake must not hold up the others. Their
+/// handshake time limit is an hour here: were handshakes done one after another, the client
+/// below would wait behind them until its own 30 s guard fails the test.
+#[tokio::test]
+async fn stalled_clients_do_not_hold_up_the_others() {
+    let pki = Pki::new().unwrap();
+    let addr =
+        serve_with_handshake_timeout(pki.settings(Some(&pki.server)), Duration::from_secs(3600))
+            .await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let served = tokio::time::timeout(
+        Duration::from_secs(30),
+        http_request(&pki.settings(None), "GET", &format!("https://{addr}/ping")),
+    )
+    .await;
+    let (status, body) = served
+        .expect("served while 3 clients stall their handshakes")
+        .unwrap();
+    assert_eq!((status, body.as_ref()), (200, b"pong".as_ref()));
+    drop(stalled);
 }
 
 #[test]
