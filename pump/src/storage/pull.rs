@@ -147,7 +147,7 @@ impl Pull {
             }
             (Served::Commit, Some(prewrite_at)) => {
                 let prewrite = self.read_record(prewrite_at)?;
-                match merge_commit_with_prewrite(&commit, &prewrite) {
+                match merge_commit_with_prewrite(&commit, prewrite) {
                     Ok((payload, start_ts)) => Ok(Some(PulledBinlog {
                         commit_ts: entry.commit_ts,
                         start_ts,
