@@ -159,9 +159,16 @@ impl Node {
         self.stop.borrow().is_some()
     }
 
-    /// The stop request as it comes (`None` until one does).
-    pub fn stop_requests(&self) -> watch::Receiver<Option<StopReason>> {
-        self.stop.subscribe()
+    /// Resolves with the first stop request (at once if one was already made).
+    pub async fn stop_requested(&self) -> StopReason {
+        let mut requests = self.stop.subscribe();
+        // The sender lives as long as this node, so the wait ends only with a request.
+        let request = requests
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| *r);
+        request.unwrap_or(StopReason::Signal)
     }
 
     /// Decides a `PUT /state/<node_id>/<action>` request: only this node, a known action, and

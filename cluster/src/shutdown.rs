@@ -56,10 +56,8 @@ pub async fn serve<L>(
     }
 }
 
-/// Serves `router` on a bound TCP port, over TLS when `tls` is set, until `stop` is set.
-///
-/// Every connection gets `TCP_NODELAY`: gRPC answers are small writes, and Nagle's algorithm
-/// would hold them back until the client's delayed ACK (tens of milliseconds on Linux).
+/// Serves `router` on a bound TCP port, over TLS when `tls` is set, until `stop` is set. Every
+/// connection gets [`set_nodelay`].
 pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: Option<(Arc<rustls::ServerConfig>, TlsSettings)>,
@@ -70,13 +68,14 @@ pub async fn serve_tcp(
         Some((config, settings)) => {
             serve(TlsListener::new(listener, config, settings), router, stop).await
         }
-        None => {
-            let listener = listener.tap_io(|tcp| {
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-                }
-            });
-            serve(listener, router, stop).await
-        }
+        None => serve(listener.tap_io(set_nodelay), router, stop).await,
+    }
+}
+
+/// Sets `TCP_NODELAY` on a served connection: gRPC answers are small writes, and Nagle's
+/// algorithm would hold them back until the client's delayed ACK (tens of milliseconds on Linux).
+pub(crate) fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::warn!(error = %err, "cannot set TCP_NODELAY");
     }
 }

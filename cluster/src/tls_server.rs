@@ -157,7 +157,7 @@ async fn accept_loop(
         };
         // The semaphore is never closed.
         let Ok(permit) = permit else { return };
-        let (tcp, peer) = match accepted {
+        let (mut tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 tracing::warn!(error = %err, "accept failed");
@@ -165,10 +165,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        // See `shutdown::serve_tcp` for why.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
+        crate::shutdown::set_nodelay(&mut tcp);
         let handshaker = handshaker.clone();
         let handed = handed.clone();
         tokio::spawn(async move {

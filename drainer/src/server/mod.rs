@@ -252,7 +252,6 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         NodeState::Online,
     );
     node.set_clock(now);
-    let mut stop_requested = node.stop_requests();
     let collector_status = Arc::new(Mutex::new(CollectorStatus::default()));
     let shared = Arc::new(Shared {
         node,
@@ -329,7 +328,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     let mut failure = None;
     let mut syncer_result = None;
     let reason = tokio::select! {
-        reason = stop_requested.wait_for(Option::is_some) => reason.ok().and_then(|r| *r).unwrap_or(StopReason::Signal),
+        reason = shared.node.stop_requested() => reason,
         result = &mut collector => {
             failure = Some(match result {
                 Ok(Ok(())) => "the collector stopped".to_string(),

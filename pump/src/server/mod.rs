@@ -171,7 +171,6 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         registry,
         NodeState::Online,
     );
-    let mut stop_requested = node.stop_requests();
     let (loops_stop, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         cluster_id: pd.cluster_id(),
@@ -239,14 +238,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
     }
     tokio::spawn(watch_signals(shared.clone()));
 
-    let reason = loop {
-        if let Some(reason) = *stop_requested.borrow_and_update() {
-            break reason;
-        }
-        if stop_requested.changed().await.is_err() {
-            break StopReason::Signal;
-        }
-    };
+    let reason = shared.node.stop_requested().await;
     tracing::info!(?reason, "stopping");
     let _ = shared.loops_stop.send(true);
     for handle in loops {
