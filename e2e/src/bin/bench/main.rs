@@ -21,13 +21,13 @@
 //! # pump-write
 //!
 //! A real `pump` (release build, default `sync-log = true`) behind real etcd and pd-sim, with its
-//! data in a temporary directory. 64 client tasks share 8 HTTP/2 connections (gRPC calls made
-//! straight on `h2`, see `h2_writer`: cheaper than tonic on the cores the pump shares), as the sessions of a
-//! few TiDB servers would; each writes transactions as TiDB does — a prewrite with a 1 KiB value,
-//! then its commit — one request outstanding per client. Every prewrite and every commit counts
-//! as one binlog. After a 2 s warm-up, 10 s are measured: binlogs/s and p50/p99 of the
-//! `WriteBinlog` latency at full load, the pump's RSS (`VmHWM`, `VmRSS`), and where the CPU went
-//! (pump process, its value-log writer thread, this process's clients) with the number of
+//! data in a temporary directory. 64 client tasks share 8 HTTP/2 connections, as the sessions of
+//! a few TiDB servers would (gRPC calls made straight on `h2`, see `h2_writer`: cheaper than
+//! tonic on the cores the pump shares); each writes transactions as TiDB does — a prewrite with a
+//! 1 KiB value, then its commit — one request outstanding per client. Every prewrite and every
+//! commit counts as one binlog. After a 2 s warm-up, 10 s are measured: binlogs/s and p50/p99 of
+//! the `WriteBinlog` latency at full load, the pump's RSS (`VmHWM`, `VmRSS`), and where the CPU
+//! went (pump process, its value-log writer thread, this process's clients) with the number of
 //! `write` calls of the writer thread, i.e. group commits. A second phase offers half the
 //! measured rate (paced clients) and reports p50/p99 there.
 //!
