@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use binlog_cluster::http_api::json;
+use binlog_cluster::http_api::{json, state_change};
 use binlog_cluster::{Envelope, NodeState};
 use serde::Serialize;
 
@@ -140,11 +140,7 @@ async fn apply_action(
     State(shared): State<Arc<Shared>>,
     Path((node_id, action)): Path<(String, String)>,
 ) -> Response {
-    let envelope = match shared.node.accept_action(&node_id, &action) {
-        Ok(action) => Envelope::accepted(action.as_str()),
-        Err(message) => Envelope::refused(message),
-    };
-    json(&envelope, true)
+    state_change(&shared.node, &node_id, &action)
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

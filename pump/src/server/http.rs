@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use binlog_cluster::http_api::json;
-use binlog_cluster::{Envelope, NodeKind, NodeStatus};
+use binlog_cluster::http_api::{json, state_change};
+use binlog_cluster::{NodeKind, NodeStatus};
 use serde::Serialize;
 
 use super::Shared;
@@ -88,11 +88,7 @@ async fn apply_action(
     State(shared): State<Arc<Shared>>,
     Path((node_id, action)): Path<(String, String)>,
 ) -> Response {
-    let envelope = match shared.node.accept_action(&node_id, &action) {
-        Ok(action) => Envelope::accepted(action.as_str()),
-        Err(message) => Envelope::refused(message),
-    };
-    json(&envelope, true)
+    state_change(&shared.node, &node_id, &action)
 }
 
 async fn drainers(State(shared): State<Arc<Shared>>) -> Response {
