@@ -1,7 +1,8 @@
 //! The MySQL loader against a real MariaDB: every column type and key shape lands as expected,
 //! conflicting changes end in the last writer's values, disabled dispatch keeps upstream
-//! transactions whole, safe mode makes replays idempotent, DDL is a barrier with "already done"
-//! errors ignored and bad DDL stopping the loader, and a downstream crash loses nothing.
+//! transactions whole (also when pushed in parts), safe mode makes replays idempotent, DDL is a
+//! barrier with "already done" errors ignored and bad DDL stopping the loader, and a downstream
+//! crash loses nothing.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
@@ -608,6 +609,107 @@ async fn disabled_dispatch_applies_each_upstream_txn_as_one_downstream_txn() {
     // The same probe sees the split when dispatch is on (4 workers, batches of 2), so it can
     // tell the difference.
     assert!(rows_visible_while_blocked(true).await > 0);
+}
+
+/// The inserts of rows `ids` into `d.parts` (id, v).
+fn part(commit_ts: i64, ids: std::ops::Range<i64>) -> Txn {
+    let dmls = ids
+        .map(|id| insert("parts", &[("id", Int(id)), ("v", Int(id * 10))]))
+        .collect();
+    txn(commit_ts, dmls)
+}
+
+/// Waits (30 s at most) until the loader's open downstream transaction changed `rows` rows,
+/// i.e. the parts pushed so far ran, and returns its connection id.
+async fn wait_open_txn(db: &MariaDb, loader: &Loader, rows: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = query(
+            db,
+            "SELECT trx_mysql_thread_id, trx_rows_modified FROM information_schema.innodb_trx",
+        );
+        let found = open.lines().find_map(|line| {
+            let (id, modified) = line.split_once('\t')?;
+            (modified.trim().parse::<u64>().ok()? >= rows).then(|| id.parse::<u64>().ok())?
+        });
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no open transaction with {rows} changed rows; open: {open:?}; rows {:?}; loader {:?}",
+            query(db, "SELECT COUNT(*) FROM d.parts"),
+            loader.status()
+        );
+        // Slower than every 100 ms: the server refreshes its snapshot of open transactions only
+        // when nobody read it for that long.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn parts_loader(db: &MariaDb) -> Loader {
+    let mut cfg = config(db);
+    cfg.enable_dispatch = false;
+    let loader = Loader::connect(cfg).await.unwrap();
+    create_db(&loader, &["CREATE TABLE parts (id INT PRIMARY KEY, v INT)"]).await;
+    loader
+}
+
+/// A transaction too big to hold whole, pushed in parts without dispatch: the parts that ran
+/// wait in one open downstream transaction, invisible to others and no longer counted in the
+/// loader's buffer, and commit with the last part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dispatch_parts_of_a_txn_run_in_one_downstream_txn() {
+    let db = MariaDb::start().unwrap();
+    let loader = parts_loader(&db).await;
+    let before = loader.status().applied.txns;
+
+    loader.push_unfinished(part(100, 0..3)).await.unwrap();
+    loader.push_unfinished(part(100, 3..6)).await.unwrap();
+    wait_open_txn(&db, &loader, 6).await;
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM d.parts"), "0\n");
+    let status = loader.status();
+    assert_eq!(
+        status.applied.txns, before,
+        "parts reported before their commit"
+    );
+    assert_eq!(
+        status.queued_bytes, 0,
+        "parts that ran still held the budget"
+    );
+
+    loader.push(part(100, 6..9)).await.unwrap();
+    wait_applied(&loader, before + 3).await;
+    assert_eq!(
+        query(&db, "SELECT COUNT(*), SUM(v) FROM d.parts"),
+        "9\t360\n"
+    );
+    assert_eq!(loader.status().applied.commit_ts, 100);
+    loader.close().await.unwrap();
+}
+
+/// A connection lost between two parts: the loader stops with an error naming the transaction
+/// (it cannot replay parts it freed) and nothing of the transaction is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dispatch_a_txn_in_parts_failing_part_way_commits_nothing() {
+    let db = MariaDb::start().unwrap();
+    let loader = parts_loader(&db).await;
+    loader.push_unfinished(part(200, 0..3)).await.unwrap();
+    let connection = wait_open_txn(&db, &loader, 3).await;
+    query(&db, &format!("KILL {connection}"));
+    // The push may already see the loader stopped.
+    let _ = loader.push(part(200, 3..6)).await;
+    let err = loader.close().await.unwrap_err();
+    assert!(
+        matches!(err, LoaderError::PartialTxn { commit_ts: 200, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("applied again from the checkpoint"),
+        "{err}"
+    );
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM d.parts"), "0\n");
 }
 
 /// Inserts, updates (one moving its primary key, one changing a unique value) and deletes.

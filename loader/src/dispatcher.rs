@@ -30,9 +30,12 @@ const MAX_CAUSALITY_KEYS: usize = 1 << 18;
 /// Table metadata reads the server refuses before the loader stops.
 const METADATA_ATTEMPTS: u32 = 3;
 
-/// A pushed transaction with the share of the byte budget it holds until it is applied.
+/// A pushed transaction (or part of one, see [`crate::Loader::push_unfinished`]) with the share of
+/// the byte budget it holds until it is applied.
 pub(crate) struct Queued {
     pub(crate) txn: Txn,
+    /// The transaction continues in the next push.
+    pub(crate) continues: bool,
     pub(crate) bytes: usize,
     pub(crate) permit: OwnedSemaphorePermit,
 }
@@ -46,7 +49,18 @@ struct Pending {
     /// All of its units are routed (or its DDL ran).
     dispatched: bool,
     bytes: usize,
-    _permit: OwnedSemaphorePermit,
+    /// Its share of the budget, released when it is applied, or earlier for a part that ran
+    /// inside a downstream transaction still open.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Pending {
+    /// Gives its budget back.
+    fn release(&mut self, shared: &Shared) {
+        if self.permit.take().is_some() {
+            shared.queued_bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 /// How changes are routed.
@@ -88,6 +102,9 @@ pub(crate) struct Dispatcher {
     pending: VecDeque<Pending>,
     next_seq: u64,
     in_flight: usize,
+    /// The single worker holds a downstream transaction open for the next part of a pushed
+    /// transaction: its last part must reach the worker even when it has no changes.
+    parts_open: bool,
 }
 
 /// The channels and connections a dispatcher works with.
@@ -125,6 +142,7 @@ impl Dispatcher {
             pending: VecDeque::new(),
             next_seq: 0,
             in_flight: 0,
+            parts_open: false,
         }
     }
 
@@ -159,6 +177,14 @@ impl Dispatcher {
     fn on_event(&mut self, event: WorkerEvent) -> Result<(), LoaderError> {
         let seqs = match event {
             WorkerEvent::Applied(seqs) => seqs,
+            WorkerEvent::Ran(seq) => {
+                let front = self.pending.front().map_or(0, |p| p.seq);
+                let index = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok());
+                if let Some(pending) = index.and_then(|i| self.pending.get_mut(i)) {
+                    pending.release(&self.shared);
+                }
+                return Ok(());
+            }
             WorkerEvent::Failed(err) => return Err(err),
         };
         let front = self.pending.front().map_or(0, |p| p.seq);
@@ -187,10 +213,8 @@ impl Dispatcher {
             .front()
             .is_some_and(|p| p.dispatched && p.units == 0)
         {
-            if let Some(done) = self.pending.pop_front() {
-                self.shared
-                    .queued_bytes
-                    .fetch_sub(done.bytes, Ordering::Relaxed);
+            if let Some(mut done) = self.pending.pop_front() {
+                done.release(&self.shared);
                 position = Some(AppliedPosition {
                     txns: done.seq,
                     commit_ts: done.commit_ts,
@@ -224,9 +248,15 @@ impl Dispatcher {
             units: 0,
             dispatched: false,
             bytes: queued.bytes,
-            _permit: queued.permit,
+            permit: Some(queued.permit),
         });
         match queued.txn.change {
+            TxnChange::Ddl(_) if self.parts_open => {
+                return Err(LoaderError::Crashed(format!(
+                    "a DDL (commit ts {commit_ts}) was pushed before the last part of the \
+                     transaction before it"
+                )));
+            }
             TxnChange::Ddl(ddl) => {
                 if ddl.should_skip {
                     tracing::info!(commit_ts, sql = %ddl.sql, "skipping DDL");
@@ -236,7 +266,11 @@ impl Dispatcher {
                 }
                 self.evict(&ddl);
             }
-            TxnChange::Dml(dmls) => self.dispatch(seq, commit_ts, dmls).await?,
+            TxnChange::Dml(dmls) => {
+                // Only a single worker can keep a transaction open across parts.
+                let continues = queued.continues && matches!(self.routing, Routing::Serial);
+                self.dispatch(seq, commit_ts, dmls, continues).await?
+            }
         }
         if let Some(pending) = self.pending.back_mut() {
             pending.dispatched = true;
@@ -250,6 +284,7 @@ impl Dispatcher {
         seq: u64,
         commit_ts: i64,
         dmls: Vec<Dml>,
+        continues: bool,
     ) -> Result<(), LoaderError> {
         let mut routed = std::mem::take(&mut self.routed);
         routed.resize_with(self.workers.len(), VecDeque::new);
@@ -265,7 +300,7 @@ impl Dispatcher {
                         Placement::Conflict => {
                             // Route what this transaction has so far, apply everything, then
                             // start afresh.
-                            self.send(seq, &mut routed)?;
+                            self.send(seq, &mut routed, false)?;
                             self.flush().await?;
                             match self.place(&keys, table) {
                                 Placement::Worker(worker) => worker,
@@ -281,7 +316,7 @@ impl Dispatcher {
             };
             routed[worker].push_back(change);
         }
-        self.send(seq, &mut routed)?;
+        self.send(seq, &mut routed, continues)?;
         self.routed = routed;
         if self.causality.len() > MAX_CAUSALITY_KEYS {
             self.flush().await?;
@@ -295,15 +330,24 @@ impl Dispatcher {
         self.causality.add(keys, || spreader.worker_for(table))
     }
 
-    /// Hands the routed changes of transaction `seq` to their workers.
-    fn send(&mut self, seq: u64, routed: &mut [VecDeque<RowChange>]) -> Result<(), LoaderError> {
+    /// Hands the routed changes of transaction `seq` to their workers; `continues`: the
+    /// downstream transaction stays open for the next part.
+    fn send(
+        &mut self,
+        seq: u64,
+        routed: &mut [VecDeque<RowChange>],
+        continues: bool,
+    ) -> Result<(), LoaderError> {
+        let must_send = continues || self.parts_open;
+        self.parts_open = continues;
         for (worker, changes) in routed.iter_mut().enumerate() {
-            if changes.is_empty() {
+            if changes.is_empty() && !(must_send && worker == 0) {
                 continue;
             }
             let unit = Unit {
                 seq,
                 changes: std::mem::take(changes),
+                continues,
             };
             self.workers[worker]
                 .send(unit)

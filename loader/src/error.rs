@@ -33,6 +33,16 @@ pub enum LoaderError {
         sql: String,
         message: String,
     },
+    #[error(
+        "txn commit ts {commit_ts}, applied in parts (too big to hold whole, without dispatch), \
+         failed part way, statement `{sql}`: {message}; it was rolled back (or, lost during \
+         COMMIT, is replayed in safe mode) and is applied again from the checkpoint on restart"
+    )]
+    PartialTxn {
+        commit_ts: i64,
+        sql: String,
+        message: String,
+    },
     #[error("the loader has stopped")]
     Stopped,
     #[error("the loader task ended abnormally: {0}")]

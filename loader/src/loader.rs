@@ -19,7 +19,6 @@ use crate::worker::Worker;
 /// the task that pushes and the ones that read its status.
 pub struct Loader {
     input: Mutex<Option<mpsc::UnboundedSender<Queued>>>,
-    whole_txns: bool,
     budget: Arc<Semaphore>,
     budget_limit: usize,
     shared: Arc<Shared>,
@@ -65,6 +64,7 @@ impl Loader {
                 link: Link::new(sessions.clone(), Role::Worker),
                 shared: shared.clone(),
                 batch_size: routing.chunk(),
+                open_parts: Vec::new(),
             };
             worker_tasks.spawn(worker.run(units, events_tx.clone()));
         }
@@ -101,7 +101,6 @@ impl Loader {
         });
         Ok(Loader {
             input: Mutex::new(Some(input_tx)),
-            whole_txns: !config.enable_dispatch,
             budget,
             budget_limit,
             shared,
@@ -114,6 +113,21 @@ impl Loader {
     /// hold `max_buffered_bytes` (a larger transaction waits for the whole budget and then goes
     /// alone). Fails with the loader's error once it has stopped.
     pub async fn push(&self, txn: Txn) -> Result<(), LoaderError> {
+        self.enqueue(txn, false).await
+    }
+
+    /// Queues the first or a middle part of a transaction too big to hold whole; its next part
+    /// follows in the next push, and its last goes through [`Loader::push`]. With dispatch, a
+    /// part is applied like any pushed transaction (transactions are split anyway). Without,
+    /// the parts run in one downstream transaction, committed with the last part, and each
+    /// part's budget is released once it ran, so memory stays bounded. Parts that ran are gone:
+    /// a failure part way stops the loader with [`LoaderError::PartialTxn`], nothing of the
+    /// transaction committed, and the caller must replay it from its first part.
+    pub async fn push_unfinished(&self, txn: Txn) -> Result<(), LoaderError> {
+        self.enqueue(txn, true).await
+    }
+
+    async fn enqueue(&self, txn: Txn, continues: bool) -> Result<(), LoaderError> {
         let bytes = txn.approx_bytes();
         // Both bounds are at most u32::MAX (see `connect`).
         let permits = bytes.clamp(1, self.budget_limit) as u32;
@@ -129,15 +143,13 @@ impl Loader {
             .ok_or_else(|| self.stopped_error())?;
         self.shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         input
-            .send(Queued { txn, bytes, permit })
+            .send(Queued {
+                txn,
+                continues,
+                bytes,
+                permit,
+            })
             .map_err(|_| self.stopped_error())
-    }
-
-    /// Whether each pushed transaction becomes exactly one downstream transaction
-    /// (`enable-dispatch = false`). Otherwise transactions are split across workers and batches,
-    /// so a caller may as well push a big one in several parts.
-    pub fn keeps_transactions_whole(&self) -> bool {
-        self.whole_txns
     }
 
     /// How far pushed transactions are applied. Positions only grow; the sender is dropped

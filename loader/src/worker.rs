@@ -6,6 +6,10 @@
 //! times before the loader stops. When the connection is lost while a commit may have happened
 //! (during `COMMIT`, or during a chunk's only statement, which autocommits), the chunk is
 //! re-applied in safe mode, which is idempotent for rows with a unique key.
+//!
+//! The exception: the parts of a transaction pushed in parts (without dispatch) run in one
+//! downstream transaction left open between them, and a part is freed once it ran, so a
+//! failure part way cannot be retried here (see [`Worker::apply_part`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -32,6 +36,9 @@ const SQL_IN_MESSAGES: usize = 1000;
 pub(crate) struct Unit {
     pub(crate) seq: u64,
     pub(crate) changes: VecDeque<RowChange>,
+    /// A part of a transaction pushed in parts, not its last: the downstream transaction stays
+    /// open after it (only without dispatch, where one worker applies everything).
+    pub(crate) continues: bool,
 }
 
 /// What a worker tells the dispatcher.
@@ -39,6 +46,9 @@ pub(crate) struct Unit {
 pub(crate) enum WorkerEvent {
     /// These units (by transaction sequence number, one entry per unit) are committed.
     Applied(Vec<u64>),
+    /// This unit ran inside a downstream transaction that stays open for the next part; it is
+    /// reported `Applied` with the part that commits.
+    Ran(u64),
     /// The worker stopped on this error.
     Failed(LoaderError),
 }
@@ -49,6 +59,9 @@ pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     /// Changes per downstream transaction; `None`: one unit (one upstream transaction) each.
     pub(crate) batch_size: Option<usize>,
+    /// The parts run so far of a transaction pushed in parts, inside the downstream transaction
+    /// left open for its next part.
+    pub(crate) open_parts: Vec<u64>,
 }
 
 /// Where an attempt to apply a chunk failed.
@@ -60,6 +73,19 @@ struct AttemptError {
     source: usize,
     /// The failure happened while the chunk may have been committed.
     maybe_committed: bool,
+}
+
+impl AttemptError {
+    /// A failure outside the chunk's own statements: connecting (`sql` empty), `BEGIN`,
+    /// `COMMIT`.
+    fn control(sql: &'static str, maybe_committed: bool) -> impl FnOnce(Failure) -> AttemptError {
+        move |failure| AttemptError {
+            failure,
+            sql: sql.to_string(),
+            source: 0,
+            maybe_committed,
+        }
+    }
 }
 
 impl Worker {
@@ -81,10 +107,15 @@ impl Worker {
             if let Some(batch) = self.batch_size {
                 gather(&mut queue, &mut units, batch).await;
             }
+            let continues = queue.front().is_some_and(|unit| unit.continues);
             let (chunk, done) = self.take_chunk(&mut queue);
-            let event = match self.apply(&chunk).await {
-                Ok(()) => WorkerEvent::Applied(done),
-                Err(err) => WorkerEvent::Failed(err),
+            let event = if continues || !self.open_parts.is_empty() {
+                self.apply_part(&chunk, done, continues).await
+            } else {
+                match self.apply(&chunk).await {
+                    Ok(()) => WorkerEvent::Applied(done),
+                    Err(err) => WorkerEvent::Failed(err),
+                }
             };
             let failed = matches!(event, WorkerEvent::Failed(_));
             if events.send(event).is_err() || failed {
@@ -196,35 +227,81 @@ impl Worker {
     /// `BEGIN … COMMIT`.
     async fn attempt(&mut self, planned: Vec<Planned>) -> Result<(), AttemptError> {
         let timeout = self.link.read_timeout();
-        let conn = self.link.conn().await.map_err(|failure| AttemptError {
-            failure,
-            sql: String::new(),
-            source: 0,
-            maybe_committed: false,
-        })?;
+        let conn = self
+            .link
+            .conn()
+            .await
+            .map_err(AttemptError::control("", false))?;
         if planned.len() == 1 {
             for p in planned {
                 execute(conn, timeout, p, true).await?;
             }
             return Ok(());
         }
-        let control = |sql: &'static str, maybe_committed: bool| {
-            move |failure| AttemptError {
-                failure,
-                sql: sql.to_string(),
-                source: 0,
-                maybe_committed,
-            }
-        };
         with_timeout(timeout, "BEGIN", conn.query_drop("BEGIN"))
             .await
-            .map_err(control("BEGIN", false))?;
+            .map_err(AttemptError::control("BEGIN", false))?;
         for p in planned {
             execute(conn, timeout, p, false).await?;
         }
         with_timeout(timeout, "COMMIT", conn.query_drop("COMMIT"))
             .await
-            .map_err(control("COMMIT", true))
+            .map_err(AttemptError::control("COMMIT", true))
+    }
+
+    /// Runs one part of a transaction pushed in parts (`done`: its unit) inside the downstream
+    /// transaction the parts share, and commits it after the last. Parts that ran are freed, so
+    /// nothing is retried: a failure drops the connection (the server rolls the transaction
+    /// back) and stops the loader.
+    async fn apply_part(
+        &mut self,
+        chunk: &[RowChange],
+        done: Vec<u64>,
+        continues: bool,
+    ) -> WorkerEvent {
+        let result = self.run_part(chunk, !continues).await;
+        self.open_parts.extend(done);
+        match result {
+            Ok(()) if continues => match self.open_parts.last() {
+                Some(&seq) => WorkerEvent::Ran(seq),
+                None => WorkerEvent::Applied(Vec::new()),
+            },
+            Ok(()) => WorkerEvent::Applied(std::mem::take(&mut self.open_parts)),
+            Err(err) => {
+                self.open_parts.clear();
+                self.link.reset();
+                WorkerEvent::Failed(LoaderError::PartialTxn {
+                    commit_ts: chunk.first().map_or(0, |c| c.commit_ts),
+                    sql: shorten(&err.sql, SQL_IN_MESSAGES),
+                    message: err.failure.message(),
+                })
+            }
+        }
+    }
+
+    async fn run_part(&mut self, chunk: &[RowChange], last: bool) -> Result<(), AttemptError> {
+        let timeout = self.link.read_timeout();
+        let planned = sql::plan(chunk, self.shared.safe_mode());
+        let first_part = self.open_parts.is_empty();
+        let conn = self
+            .link
+            .conn()
+            .await
+            .map_err(AttemptError::control("", false))?;
+        if first_part {
+            with_timeout(timeout, "BEGIN", conn.query_drop("BEGIN"))
+                .await
+                .map_err(AttemptError::control("BEGIN", false))?;
+        }
+        for p in planned {
+            execute(conn, timeout, p, false).await?;
+        }
+        if last {
+            with_timeout(timeout, "COMMIT", conn.query_drop("COMMIT"))
+                .await
+                .map_err(AttemptError::control("COMMIT", true))?;
+        }
+        Ok(())
     }
 
     /// Ends a failed transaction; a connection that cannot is given up.
@@ -320,6 +397,7 @@ mod tests {
             link: Link::new(sessions, Role::Worker),
             shared: Arc::new(Shared::default()),
             batch_size,
+            open_parts: Vec::new(),
         }
     }
 
@@ -338,6 +416,7 @@ mod tests {
         Unit {
             seq,
             changes: std::iter::repeat_n(change, len).collect(),
+            continues: false,
         }
     }
 

@@ -1,10 +1,10 @@
 //! The MySQL/TiDB sink: binlogs translated into the loader's row changes and DDL; the loader's
 //! applied position (transactions committed downstream, in push order) becomes confirmations.
 //!
-//! When the loader dispatches (splits transactions across workers and batches anyway), a
-//! transaction is translated and pushed in slices of [`SLICE_BYTES`], so a huge one is held by
-//! the loader's byte budget, not whole; it is confirmed once its last slice is applied. Without
-//! dispatch each transaction stays one downstream transaction, so it goes whole.
+//! A transaction is translated and pushed in slices of [`SLICE_BYTES`], so a huge one is held
+//! by the loader's byte budget, not whole; it is confirmed once its last slice is applied. With
+//! dispatch the loader splits transactions across workers and batches anyway; without, it runs
+//! the slices in one downstream transaction (see [`Loader::push_unfinished`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,8 +50,9 @@ impl MysqlSink {
         Ok(())
     }
 
-    /// Translates and pushes a transaction's row changes (consuming `prewrite`'s raw rows);
-    /// `false` when none survived `keep`.
+    /// Translates and pushes a transaction's row changes (consuming `prewrite`'s raw rows) in
+    /// slices of [`SLICE_BYTES`], every slice but the last as an unfinished part; `false` when
+    /// none survived `keep`.
     pub async fn write_dml(
         &mut self,
         commit_ts: i64,
@@ -59,29 +60,26 @@ impl MysqlSink {
         catalog: &Catalog,
         keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<bool, SinkError> {
-        let slice_bytes = if self.loader.keeps_transactions_whole() {
-            usize::MAX
-        } else {
-            SLICE_BYTES
-        };
         let mut slices = sql::DmlSlices::new(commit_ts, prewrite, catalog, &mut self.names, keep)?;
-        let mut pushed = false;
-        while let Some(dmls) = slices.next_slice(slice_bytes)? {
-            self.loader
-                .push(Txn {
-                    commit_ts,
-                    change: TxnChange::Dml(dmls),
-                })
-                .await?;
+        let Some(mut slice) = slices.next_slice(SLICE_BYTES)? else {
+            return Ok(false);
+        };
+        // One slice ahead: a part is pushed as the last only when nothing follows it.
+        while let Some(following) = slices.next_slice(SLICE_BYTES)? {
+            let part = Txn {
+                commit_ts,
+                change: TxnChange::Dml(std::mem::replace(&mut slice, following)),
+            };
+            self.loader.push_unfinished(part).await?;
+            // Only the last part confirms the transaction: the loader reports in push order.
             self.pushed.push_back(None);
-            pushed = true;
         }
-        // Only the last slice confirms the transaction: the loader reports in push order, and
-        // confirmations are not taken while this runs (it holds the sink).
-        if pushed && let Some(last) = self.pushed.back_mut() {
-            *last = Some(commit_ts);
-        }
-        Ok(pushed)
+        self.push(Txn {
+            commit_ts,
+            change: TxnChange::Dml(slice),
+        })
+        .await?;
+        Ok(true)
     }
 
     pub async fn write_ddl(&mut self, ddl: DdlStatement) -> Result<bool, SinkError> {
