@@ -14,6 +14,7 @@
 //!
 //! `drainer-apply` takes `--rows` (200,000), `--max-txn-rows` (5), `--worker-count` (16) and
 //! `--txn-batch` (20); the last two configure the drainer and its baseline alike.
+//! `--disable-dispatch` runs every drainer benchmark with `disable-dispatch = true`.
 //!
 //! Absolute figures on a shared 2-core machine are noise; the ratios are the figures. Targets are
 //! printed next to them but never asserted: the program exits non-zero only on real errors.
@@ -196,6 +197,10 @@ struct Args {
     /// The drainer's `txn-batch`, and the bulk baseline's rows per INSERT.
     #[arg(long, default_value_t = 20)]
     txn_batch: usize,
+    /// Runs the drainer with `disable-dispatch = true` (every upstream transaction applied as
+    /// one downstream transaction, by one worker).
+    #[arg(long)]
+    disable_dispatch: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -235,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
         let settings = drainer::DrainerSettings {
             worker_count: args.worker_count,
             txn_batch: args.txn_batch,
+            disable_dispatch: args.disable_dispatch,
         };
         let apply = drainer::ApplySettings {
             rows: args.rows,

@@ -29,6 +29,8 @@ pub(super) const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 pub(crate) struct DrainerSettings {
     pub(crate) worker_count: usize,
     pub(crate) txn_batch: usize,
+    /// `disable-dispatch = true`: each upstream transaction one downstream transaction.
+    pub(crate) disable_dispatch: bool,
 }
 
 /// Fields drop in order: the drainer first, the directory (inside `world`) last.
@@ -140,8 +142,10 @@ impl DrainerWorld {
             Some(drainer) => drainer.restart()?,
             None => {
                 let syncer = format!(
-                    "worker-count = {}\ntxn-batch = {}",
-                    self.settings.worker_count, self.settings.txn_batch
+                    "worker-count = {}\ntxn-batch = {}\ndisable-dispatch = {}",
+                    self.settings.worker_count,
+                    self.settings.txn_batch,
+                    self.settings.disable_dispatch
                 );
                 let drainer = self.world.start_drainer(
                     DRAINER_ID,
