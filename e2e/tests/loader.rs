@@ -712,6 +712,22 @@ async fn without_dispatch_a_txn_in_parts_failing_part_way_commits_nothing() {
     assert_eq!(query(&db, "SELECT COUNT(*) FROM d.parts"), "0\n");
 }
 
+/// A loader closed between the parts of a transaction (its pusher failed part way) stops with
+/// an error instead of waiting for a last part that never comes, and commits nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dispatch_closing_between_parts_rolls_the_parts_back() {
+    let db = MariaDb::start().unwrap();
+    let loader = parts_loader(&db).await;
+    loader.push_unfinished(part(300, 0..3)).await.unwrap();
+    wait_open_txn(&db, &loader, 3).await;
+    let closed = tokio::time::timeout(Duration::from_secs(30), loader.close())
+        .await
+        .expect("close waited for a part that never comes");
+    let err = closed.unwrap_err();
+    assert!(err.to_string().contains("txn commit ts 300"), "{err}");
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM d.parts"), "0\n");
+}
+
 /// Inserts, updates (one moving its primary key, one changing a unique value) and deletes.
 fn replay_txns() -> Vec<Txn> {
     let r = |id: i64, u: i64, s: &str| [("id", Int(id)), ("u", Int(u)), ("s", Text(s.into()))];

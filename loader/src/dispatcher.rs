@@ -169,6 +169,15 @@ impl Dispatcher {
             match next {
                 Next::Event(event) => self.on_event(event)?,
                 Next::Input(Some(queued)) => self.process(queued).await?,
+                Next::Input(None) if self.parts_open => {
+                    // Its last part will never come: waiting for it would never end. Stopping
+                    // drops the worker's connection, which rolls the parts back.
+                    let commit_ts = self.pending.back().map_or(0, |p| p.commit_ts);
+                    return Err(LoaderError::Crashed(format!(
+                        "the pushes ended before the last part of txn commit ts {commit_ts}; \
+                         what ran of it is rolled back"
+                    )));
+                }
                 Next::Input(None) => return self.flush().await,
             }
         }
