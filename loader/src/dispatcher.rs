@@ -187,22 +187,16 @@ impl Dispatcher {
         let seqs = match event {
             WorkerEvent::Applied(seqs) => seqs,
             WorkerEvent::Ran(seq) => {
-                let front = self.pending.front().map_or(0, |p| p.seq);
-                let index = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok());
-                if let Some(pending) = index.and_then(|i| self.pending.get_mut(i)) {
-                    pending.release(&self.shared);
+                let shared = self.shared.clone();
+                if let Some(pending) = self.pending_mut(seq) {
+                    pending.release(&shared);
                 }
                 return Ok(());
             }
             WorkerEvent::Failed(err) => return Err(err),
         };
-        let front = self.pending.front().map_or(0, |p| p.seq);
         for seq in seqs {
-            let index = seq
-                .checked_sub(front)
-                .and_then(|i| usize::try_from(i).ok())
-                .unwrap_or(usize::MAX);
-            if let Some(pending) = self.pending.get_mut(index) {
+            if let Some(pending) = self.pending_mut(seq) {
                 pending.units -= 1;
                 self.in_flight -= 1;
             }
@@ -212,6 +206,13 @@ impl Dispatcher {
         }
         self.report();
         Ok(())
+    }
+
+    /// The pending transaction with sequence number `seq` (they are numbered consecutively).
+    fn pending_mut(&mut self, seq: u64) -> Option<&mut Pending> {
+        let front = self.pending.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(front)?).ok()?;
+        self.pending.get_mut(index)
     }
 
     /// Reports the applied prefix of the pending transactions and releases their budget.
