@@ -74,7 +74,7 @@ pub async fn serve_tcp(
 
 /// Sets `TCP_NODELAY` on a served connection: gRPC answers are small writes, and Nagle's
 /// algorithm would hold them back until the client's delayed ACK (tens of milliseconds on Linux).
-pub(crate) fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+pub fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
     if let Err(err) = tcp.set_nodelay(true) {
         tracing::warn!(error = %err, "cannot set TCP_NODELAY");
     }

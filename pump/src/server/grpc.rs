@@ -16,7 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use super::{Shared, WriteError};
+use prost::Message;
+
+use super::{Shared, WriteError, grpc_wire};
 use crate::storage::StorageError;
 
 /// Chunks buffered between the disk reader and the gRPC sender of one stream.
@@ -48,6 +50,62 @@ pub(super) fn router(shared: Arc<Shared>) -> axum::Router {
         ))
 }
 
+/// `WriteBinlog` answered on its HTTP/2 stream by the connection's own task: the same handling
+/// as through tonic, without a task, a router and a body per request (see
+/// [`super::connection`]).
+pub(super) async fn write_binlog_on_stream(
+    shared: Arc<Shared>,
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<bytes::Bytes>,
+) {
+    let mut body = request.into_body();
+    let outcome = match grpc_wire::read_message(&mut body, shared.config.max_message_size).await {
+        Ok(message) => match WriteBinlogReq::decode(message) {
+            Ok(request) => write_binlog(&shared, request)
+                .await
+                .map(|response| response.encode_to_vec()),
+            Err(err) => Err(Status::internal(err.to_string())),
+        },
+        Err(status) => Err(status),
+    };
+    grpc_wire::answer(&mut respond, outcome);
+}
+
+/// Stores one binlog, durable before it answers, and accounts for it in the metrics and logs.
+async fn write_binlog(shared: &Shared, request: WriteBinlogReq) -> Result<WriteBinlogResp, Status> {
+    let started = Instant::now();
+    shared.written.store(true, Ordering::Relaxed);
+    let result = shared
+        .write(request.cluster_id, request.payload, false)
+        .await;
+    let elapsed = started.elapsed();
+    let metrics = &shared.metrics;
+    let histogram = if result.is_ok() {
+        &metrics.write_binlog_succ
+    } else {
+        &metrics.write_binlog_fail
+    };
+    histogram.observe(elapsed.as_secs_f64());
+    if elapsed >= shared.config.storage.slow_write_threshold {
+        tracing::warn!(?elapsed, "slow WriteBinlog");
+    }
+    match result {
+        Ok(()) => Ok(WriteBinlogResp::default()),
+        Err(err) => {
+            metrics.loss_binlog.inc();
+            if matches!(err, WriteError::Storage(_)) {
+                metrics
+                    .storage_errors
+                    .with_label_values(&["write_binlog"])
+                    .inc();
+                tracing::error!(error = %err, "write binlog failed");
+            }
+            // Like the original: an error status (code Unknown) whose message clients match on.
+            Err(Status::unknown(err.to_string()))
+        }
+    }
+}
+
 type PullStream = Pin<Box<dyn Stream<Item = Result<PullBinlogResp, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -56,40 +114,9 @@ impl Pump for PumpService {
         &self,
         request: Request<WriteBinlogReq>,
     ) -> Result<Response<WriteBinlogResp>, Status> {
-        let started = Instant::now();
-        let request = request.into_inner();
-        self.shared.written.store(true, Ordering::Relaxed);
-        let result = self
-            .shared
-            .write(request.cluster_id, request.payload, false)
-            .await;
-        let elapsed = started.elapsed();
-        let metrics = &self.shared.metrics;
-        let histogram = if result.is_ok() {
-            &metrics.write_binlog_succ
-        } else {
-            &metrics.write_binlog_fail
-        };
-        histogram.observe(elapsed.as_secs_f64());
-        if elapsed >= self.shared.config.storage.slow_write_threshold {
-            tracing::warn!(?elapsed, "slow WriteBinlog");
-        }
-        match result {
-            Ok(()) => Ok(Response::new(WriteBinlogResp::default())),
-            Err(err) => {
-                self.shared.metrics.loss_binlog.inc();
-                if matches!(err, WriteError::Storage(_)) {
-                    self.shared
-                        .metrics
-                        .storage_errors
-                        .with_label_values(&["write_binlog"])
-                        .inc();
-                    tracing::error!(error = %err, "write binlog failed");
-                }
-                // Like the original: an error status (code Unknown) whose message clients match on.
-                Err(Status::unknown(err.to_string()))
-            }
-        }
+        write_binlog(&self.shared, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type PullBinlogsStream = PullStream;
@@ -208,7 +235,7 @@ async fn oversized_as_resource_exhausted(
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(percent_decode);
+        .map(grpc_wire::percent_decode);
     if let (true, Some((found, limit))) =
         (out_of_range, message.as_deref().and_then(parse_too_large))
     {
@@ -231,27 +258,6 @@ fn parse_too_large(message: &str) -> Option<(u64, u64)> {
     Some((found.parse().ok()?, limit.parse().ok()?))
 }
 
-/// grpc-message is percent-encoded; the parts we look at only need `%20`-style decoding.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        if let Some(byte) = escaped {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,7 +271,5 @@ mod tests {
             Some((100014, 65536))
         );
         assert_eq!(parse_too_large("something else"), None);
-        assert_eq!(percent_decode("a%20b%2Cc"), "a b,c");
-        assert_eq!(percent_decode("100%"), "100%");
     }
 }

@@ -2,7 +2,9 @@
 //! background loops (heartbeat, fake binlogs, GC, disk watch), and the stop choreography
 //! (signal → paused, `pause` → paused, `close` → wait for drainers → offline).
 
+mod connection;
 mod grpc;
+mod grpc_wire;
 mod http;
 mod loops;
 
@@ -11,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use binlog_cluster::node::Node;
+use binlog_cluster::tls_server::TlsListener;
 use binlog_cluster::{NodeKind, NodeState, PdClient, Registry, node_id, urls};
 use binlog_proto::binlog::{Binlog, BinlogType};
 use prost::Message;
@@ -215,12 +219,20 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         .security
         .rustls_server_config()
         .map_err(fatal)?;
-    let mut servers = vec![tokio::spawn(binlog_cluster::shutdown::serve_tcp(
-        listener,
-        tls.map(|tls| (tls, shared.config.security.clone())),
-        router.clone(),
-        serve_stopped.clone(),
-    ))];
+    let mut servers = vec![match tls {
+        Some(tls) => tokio::spawn(connection::serve(
+            TlsListener::new(listener, tls, shared.config.security.clone()),
+            shared.clone(),
+            router.clone(),
+            serve_stopped.clone(),
+        )),
+        None => tokio::spawn(connection::serve(
+            listener.tap_io(binlog_cluster::shutdown::set_nodelay),
+            shared.clone(),
+            router.clone(),
+            serve_stopped.clone(),
+        )),
+    }];
     if let Some(path) = shared.config.socket_path() {
         // A stale socket file from a previous run would make bind fail.
         let _ = std::fs::remove_file(&path);
@@ -230,8 +242,9 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
                 path.display()
             ))
         })?;
-        servers.push(tokio::spawn(binlog_cluster::shutdown::serve(
+        servers.push(tokio::spawn(connection::serve(
             unix,
+            shared.clone(),
             router,
             serve_stopped,
         )));
