@@ -1,13 +1,13 @@
 //! How the pump's port serves a connection: HTTP/1.1 (the HTTP API) through hyper, HTTP/2
 //! through `h2` directly.
 //!
-//! On HTTP/2, an uncompressed `WriteBinlog` is answered by the connection's own task
-//! ([`grpc::write_binlog_on_stream`]); every other stream (`PullBinlogs`, a compressed write, the
-//! HTTP API over HTTP/2) goes to the axum router — tonic and the HTTP routes — in a task of its
-//! own. Why: `WriteBinlog` is the pump's hot path, and through hyper, axum and tonic each call
-//! cost a task, a router pass and a body of its own, about as much CPU as the rest of the write.
-//! In one task, the answers of one group commit are also queued together and leave in one socket
-//! write instead of one each.
+//! On HTTP/2, `WriteBinlog` is answered by the connection's own task
+//! ([`grpc::write_binlog_on_stream`]), `PullBinlogs` by a task of its own, and every other stream
+//! (the HTTP API spoken over HTTP/2) goes to the axum router in a task of its own. Why:
+//! `WriteBinlog` is the pump's hot path, and through hyper, axum and tonic each call cost a task,
+//! a router pass and a body of its own, about as much CPU as the rest of the write. In one task,
+//! the answers of one group commit are also queued together and leave in one socket write instead
+//! of one each.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -29,7 +29,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::Service;
 
-use super::{Shared, grpc, grpc_wire};
+use super::grpc::{self, Method};
+use super::{Shared, grpc_wire};
 
 /// What an HTTP/2 client sends first.
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -38,7 +39,6 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const WINDOW_BYTES: u32 = 1 << 20;
 const MAX_CONCURRENT_STREAMS: u32 = 200;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
-const PATH_WRITE_BINLOG: &str = "/binlog.Pump/WriteBinlog";
 
 /// Serves connections from `listener` until `stop` is set, then lets each finish what it has in
 /// flight.
@@ -179,16 +179,24 @@ async fn serve_http2<Io>(
                 }
                 match ready!(connection.poll_accept(cx)) {
                     Some(Ok((request, respond))) => {
-                        if request.uri().path() == PATH_WRITE_BINLOG
-                            && grpc_wire::is_uncompressed_grpc(request.headers())
-                        {
-                            writes.push(grpc::write_binlog_on_stream(
+                        let method = Method::of_path(request.uri().path())
+                            .filter(|_| grpc_wire::is_grpc(request.headers()));
+                        match method {
+                            Some(Method::WriteBinlog) => writes.push(grpc::write_binlog_on_stream(
                                 shared.clone(),
                                 request,
                                 respond,
-                            ));
-                        } else {
-                            tokio::spawn(answer_with_router(router.clone(), request, respond));
+                            )),
+                            Some(Method::PullBinlogs) => {
+                                tokio::spawn(grpc::pull_binlogs_on_stream(
+                                    shared.clone(),
+                                    request,
+                                    respond,
+                                ));
+                            }
+                            None => {
+                                tokio::spawn(answer_with_router(router.clone(), request, respond));
+                            }
                         }
                     }
                     Some(Err(err)) => {
@@ -275,7 +283,10 @@ async fn answer_with_router(
 
 /// Sends `data` as the peer's flow-control window allows, so a slow reader holds back the
 /// response body (a pull stream) instead of letting it pile up in memory.
-async fn send_in_window(stream: &mut h2::SendStream<Bytes>, mut data: Bytes) -> Result<(), ()> {
+pub(super) async fn send_in_window(
+    stream: &mut h2::SendStream<Bytes>,
+    mut data: Bytes,
+) -> Result<(), ()> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {

@@ -213,7 +213,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
 
     let loops = loops::spawn_all(shared.clone());
     let (serve_stop, serve_stopped) = watch::channel(false);
-    let router = http::router(shared.clone()).merge(grpc::router(shared.clone()));
+    let router = http::router(shared.clone());
     let tls = shared
         .config
         .security

@@ -98,15 +98,45 @@ pub(crate) enum MergeError {
 
 /// Builds the binlog a reader receives for a commit: the commit binlog carrying its prewrite's
 /// data (`start_ts`, `prewrite_value`, `ddl_query`, `ddl_job_id`, `ddl_schema_state`); `tp` stays
-/// Commit. Returns the marshalled binlog and its start ts. The prewrite value is not copied
-/// until the merged binlog is encoded (for a big transaction, one copy less held at once).
+/// Commit. Returns the marshalled binlog and its start ts.
+///
+/// The fields are spliced as they are marshalled, without decoding and re-encoding the binlogs:
+/// a later occurrence of a field wins in protobuf, so the commit's fields minus the prewrite's
+/// ones, followed by the prewrite's, decode to the merged binlog. Malformed input is handed to a
+/// full decode, so errors are prost's own.
 pub(crate) fn merge_commit_with_prewrite(
     commit: &[u8],
-    prewrite: Vec<u8>,
+    prewrite: &[u8],
 ) -> Result<(Vec<u8>, i64), MergeError> {
+    splice(commit, prewrite).map_or_else(|| merge_decoded(commit, prewrite), Ok)
+}
+
+/// The fields a served commit takes from its prewrite.
+const FROM_PREWRITE: [u32; 5] = [2, 5, 6, 7, 8];
+
+fn splice(commit: &[u8], prewrite: &[u8]) -> Option<(Vec<u8>, i64)> {
+    let mut merged = Vec::with_capacity(commit.len() + prewrite.len());
+    walk_fields(commit, |tag, _, field| {
+        if !FROM_PREWRITE.contains(&tag) {
+            merged.extend_from_slice(field);
+        }
+    })?;
+    let mut start_ts = 0;
+    walk_fields(prewrite, |tag, varint, field| {
+        if FROM_PREWRITE.contains(&tag) {
+            merged.extend_from_slice(field);
+        }
+        if let (2, Some(value)) = (tag, varint) {
+            start_ts = value as i64;
+        }
+    })?;
+    Some((merged, start_ts))
+}
+
+/// The merge by full decode and encode, for input the splice refuses.
+fn merge_decoded(commit: &[u8], prewrite: &[u8]) -> Result<(Vec<u8>, i64), MergeError> {
     let mut merged = Binlog::decode(commit).map_err(MergeError::Commit)?;
-    let prewrite =
-        Binlog::decode(prost::bytes::Bytes::from(prewrite)).map_err(MergeError::Prewrite)?;
+    let prewrite = Binlog::decode(prewrite).map_err(MergeError::Prewrite)?;
     merged.start_ts = prewrite.start_ts;
     merged.prewrite_value = prewrite.prewrite_value;
     merged.ddl_query = prewrite.ddl_query;
@@ -115,32 +145,40 @@ pub(crate) fn merge_commit_with_prewrite(
     Ok((merged.encode_to_vec(), merged.start_ts))
 }
 
-/// Walks the top-level fields of a marshalled `binlog.Binlog`, checking their framing and reading
-/// `tp`, `start_ts` and `commit_ts`; `None` if the framing is broken.
-fn scan(mut buf: &[u8]) -> Option<(i32, i64, i64)> {
-    use prost::encoding::{WireType, decode_key, decode_varint};
+/// Reads `tp`, `start_ts` and `commit_ts` of a marshalled `binlog.Binlog`; `None` if the framing
+/// is broken.
+fn scan(buf: &[u8]) -> Option<(i32, i64, i64)> {
     let (mut tp, mut start_ts, mut commit_ts) = (0i32, 0i64, 0i64);
+    walk_fields(buf, |tag, varint, _| match (tag, varint) {
+        (1, Some(value)) => tp = value as i32,
+        (2, Some(value)) => start_ts = value as i64,
+        (3, Some(value)) => commit_ts = value as i64,
+        _ => {}
+    })?;
+    Some((tp, start_ts, commit_ts))
+}
+
+/// Walks the top-level fields of a marshalled message, checking their framing: `visit` gets each
+/// field's number, its value when it is a varint, and its bytes (key included). `None` if the
+/// framing is broken.
+fn walk_fields(mut buf: &[u8], mut visit: impl FnMut(u32, Option<u64>, &[u8])) -> Option<()> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
     while !buf.is_empty() {
+        let field = buf;
         let (tag, wire_type) = decode_key(&mut buf).ok()?;
-        let skip = match wire_type {
-            WireType::Varint => {
-                let value = decode_varint(&mut buf).ok()?;
-                match tag {
-                    1 => tp = value as i32,
-                    2 => start_ts = value as i64,
-                    3 => commit_ts = value as i64,
-                    _ => {}
-                }
-                0
+        let (varint, skip) = match wire_type {
+            WireType::Varint => (Some(decode_varint(&mut buf).ok()?), 0),
+            WireType::LengthDelimited => {
+                (None, usize::try_from(decode_varint(&mut buf).ok()?).ok()?)
             }
-            WireType::LengthDelimited => usize::try_from(decode_varint(&mut buf).ok()?).ok()?,
-            WireType::SixtyFourBit => 8,
-            WireType::ThirtyTwoBit => 4,
+            WireType::SixtyFourBit => (None, 8),
+            WireType::ThirtyTwoBit => (None, 4),
             WireType::StartGroup | WireType::EndGroup => return None,
         };
         buf = buf.get(skip..)?;
+        visit(tag, varint, &field[..field.len() - buf.len()]);
     }
-    Some((tp, start_ts, commit_ts))
+    Some(())
 }
 
 #[cfg(test)]
@@ -212,7 +250,7 @@ mod tests {
         let commit = binlog(BinlogType::Commit, 5, 7);
 
         let (merged, start_ts) =
-            merge_commit_with_prewrite(&commit.encode_to_vec(), prewrite.encode_to_vec()).unwrap();
+            merge_commit_with_prewrite(&commit.encode_to_vec(), &prewrite.encode_to_vec()).unwrap();
         let merged = Binlog::decode(&merged[..]).unwrap();
         assert_eq!(start_ts, 5);
         assert_eq!(merged.tp, BinlogType::Commit as i32);
@@ -227,5 +265,40 @@ mod tests {
             merged.prewrite_key, None,
             "the key is not part of the merge"
         );
+    }
+
+    #[test]
+    fn the_splice_decodes_like_the_full_merge() {
+        let prewrite = Binlog {
+            prewrite_value: Some(vec![9; 3000].into()),
+            ddl_query: Some(b"alter table t add c int".to_vec()),
+            ddl_job_id: 7,
+            ddl_schema_state: 3,
+            ..binlog(BinlogType::Prewrite, 412518831338292471, 0)
+        };
+        // A commit carrying stale copies of the prewrite's fields: the prewrite's win.
+        let commit = Binlog {
+            prewrite_key: Some(b"pk".to_vec()),
+            prewrite_value: Some(b"stale".to_vec().into()),
+            ddl_job_id: 1,
+            ..binlog(BinlogType::Commit, 412518831338292471, 412518831548007863)
+        };
+        let (commit, prewrite) = (commit.encode_to_vec(), prewrite.encode_to_vec());
+        let (spliced, start_ts) = splice(&commit, &prewrite).unwrap();
+        let (decoded, decoded_start_ts) = merge_decoded(&commit, &prewrite).unwrap();
+        assert_eq!(start_ts, decoded_start_ts);
+        assert_eq!(
+            Binlog::decode(&spliced[..]).unwrap(),
+            Binlog::decode(&decoded[..]).unwrap()
+        );
+        // Broken framing falls back to the full decode and its error.
+        assert!(matches!(
+            merge_commit_with_prewrite(&commit[..commit.len() - 1], &prewrite),
+            Err(MergeError::Commit(_))
+        ));
+        assert!(matches!(
+            merge_commit_with_prewrite(&commit, &prewrite[..10]),
+            Err(MergeError::Prewrite(_))
+        ));
     }
 }

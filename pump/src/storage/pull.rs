@@ -21,7 +21,7 @@ use tracing::error;
 use super::binlog::{MergeError, Served, merge_commit_with_prewrite};
 use super::error::{Result, StorageError};
 use super::index::{EntryKey, IndexEntry, IndexFileReader};
-use super::segment::{ValuePointer, read_record_at};
+use super::segment::{RecordReader, ValuePointer};
 use super::{Shared, State};
 
 /// Entries fetched per cursor refill.
@@ -51,6 +51,7 @@ pub struct Pull {
     /// read sits here under its segment's smallest commit ts.
     heads: BinaryHeap<Reverse<(i64, u32, u64, usize)>>,
     files: Vec<(u32, File)>,
+    reader: RecordReader,
     failed: bool,
 }
 
@@ -82,6 +83,7 @@ impl Pull {
             cursors,
             heads,
             files: Vec::new(),
+            reader: RecordReader::new(),
             failed: false,
         })
     }
@@ -147,7 +149,7 @@ impl Pull {
             }
             (Served::Commit, Some(prewrite_at)) => {
                 let prewrite = self.read_record(prewrite_at)?;
-                match merge_commit_with_prewrite(&commit, prewrite) {
+                match merge_commit_with_prewrite(&commit, &prewrite) {
                     Ok((payload, start_ts)) => Ok(Some(PulledBinlog {
                         commit_ts: entry.commit_ts,
                         start_ts,
@@ -195,7 +197,7 @@ impl Pull {
                 self.files.len() - 1
             }
         };
-        read_record_at(&self.files[position].1, &path, at.offset)
+        self.reader.read(&self.files[position].1, &path, at)
     }
 }
 
