@@ -4,7 +4,8 @@
 //! Patterns: a leading `~` makes the rest a case-insensitive, unanchored regex; anything else is
 //! compiled as the case-insensitive, anchored regex `^name$`. For compatibility the original's
 //! quirk is kept: metacharacters in plain names are *not* escaped, so `a.b` also matches `axb`
-//! and `t_1` is fine but `t+` means "one or more t". Names being filtered are lower-cased first.
+//! and `t_1` is fine but `t+` means "one or more t". The original lower-cases the names being
+//! filtered; with every pattern case-insensitive that changes nothing, so names are matched as given.
 //!
 //! Decision for (schema, table): when any do-list is set, the pair survives iff it matches a
 //! do-table (schema and table) or a do-db — so a do-db admits every table of that schema even when
@@ -12,8 +13,6 @@
 //! an ignore-db. Schema-level DDLs are decided with the table `""`.
 //!
 //! Pure: no I/O; the configuration builds it once.
-
-use std::collections::HashMap;
 
 use regex::Regex;
 
@@ -61,75 +60,63 @@ pub struct FilterError {
     pub reason: String,
 }
 
-/// The compiled filter.
+/// The compiled filter. It is asked about every table of every transaction, so every pattern
+/// is compiled once, next to its place in the decision.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    config: FilterConfig,
-    patterns: HashMap<String, Regex>,
+    do_dbs: Vec<Regex>,
+    do_tables: Vec<(Regex, Regex)>,
+    ignore_dbs: Vec<Regex>,
+    ignore_tables: Vec<(Regex, Regex)>,
 }
 
 impl Filter {
     /// Compiles every pattern of `config`.
     pub fn new(config: &FilterConfig) -> Result<Filter, FilterError> {
-        let mut patterns = HashMap::new();
-        let mut add = |setting: &'static str, pattern: &str| -> Result<(), FilterError> {
-            if !patterns.contains_key(pattern) {
-                patterns.insert(pattern.to_string(), compile(setting, pattern)?);
-            }
-            Ok(())
+        let dbs = |setting, patterns: &[String]| -> Result<Vec<Regex>, FilterError> {
+            patterns.iter().map(|db| compile(setting, db)).collect()
         };
-        for db in &config.do_dbs {
-            add("replicate-do-db", db)?;
-        }
-        for table in &config.do_tables {
-            add("replicate-do-table", &table.schema)?;
-            add("replicate-do-table", &table.table)?;
-        }
-        for db in &config.ignore_dbs {
-            add("ignore-schemas", db)?;
-        }
-        for table in &config.ignore_tables {
-            add("ignore-table", &table.schema)?;
-            add("ignore-table", &table.table)?;
-        }
+        let tables = |setting, patterns: &[TableName]| -> Result<Vec<_>, FilterError> {
+            patterns
+                .iter()
+                .map(|name| {
+                    Ok((
+                        compile(setting, &name.schema)?,
+                        compile(setting, &name.table)?,
+                    ))
+                })
+                .collect()
+        };
         Ok(Filter {
-            config: config.clone(),
-            patterns,
+            do_dbs: dbs("replicate-do-db", &config.do_dbs)?,
+            do_tables: tables("replicate-do-table", &config.do_tables)?,
+            ignore_dbs: dbs("ignore-schemas", &config.ignore_dbs)?,
+            ignore_tables: tables("ignore-table", &config.ignore_tables)?,
         })
     }
 
     /// Whether changes to `schema`.`table` are skipped (use table `""` for a schema-level DDL).
+    /// Every pattern is case-insensitive, so the names are matched as they are.
     pub fn skips(&self, schema: &str, table: &str) -> bool {
-        let schema = schema.to_lowercase();
-        let table = table.to_lowercase();
-        let config = &self.config;
-        let has_do_list = !config.do_dbs.is_empty() || !config.do_tables.is_empty();
+        let has_do_list = !self.do_dbs.is_empty() || !self.do_tables.is_empty();
         if has_do_list
-            && !self.matches_table(&config.do_tables, &schema, &table)
-            && !self.matches_db(&config.do_dbs, &schema)
+            && !matches_table(&self.do_tables, schema, table)
+            && !matches_db(&self.do_dbs, schema)
         {
             return true;
         }
-        self.matches_table(&config.ignore_tables, &schema, &table)
-            || self.matches_db(&config.ignore_dbs, &schema)
+        matches_table(&self.ignore_tables, schema, table) || matches_db(&self.ignore_dbs, schema)
     }
+}
 
-    fn matches(&self, pattern: &str, name: &str) -> bool {
-        // Every configured pattern was compiled in `new`.
-        self.patterns
-            .get(pattern)
-            .is_some_and(|regex| regex.is_match(name))
-    }
+fn matches_db(patterns: &[Regex], schema: &str) -> bool {
+    patterns.iter().any(|pattern| pattern.is_match(schema))
+}
 
-    fn matches_db(&self, patterns: &[String], schema: &str) -> bool {
-        patterns.iter().any(|pattern| self.matches(pattern, schema))
-    }
-
-    fn matches_table(&self, patterns: &[TableName], schema: &str, table: &str) -> bool {
-        patterns
-            .iter()
-            .any(|p| self.matches(&p.schema, schema) && self.matches(&p.table, table))
-    }
+fn matches_table(patterns: &[(Regex, Regex)], schema: &str, table: &str) -> bool {
+    patterns.iter().any(|(schema_pattern, table_pattern)| {
+        schema_pattern.is_match(schema) && table_pattern.is_match(table)
+    })
 }
 
 fn compile(setting: &'static str, pattern: &str) -> Result<Regex, FilterError> {
