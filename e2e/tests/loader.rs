@@ -573,13 +573,16 @@ async fn rows_visible_while_blocked(dispatch: bool) -> u64 {
     let target = loader.status().applied.txns + 1;
     loader.push(txn(11, dmls)).await.unwrap();
 
-    let blocked = e2e::wait_until(Duration::from_secs(30), || {
-        query(
-            &db,
-            "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
-        ) != "0\n"
-    });
-    assert!(blocked, "the loader never waited for the held row lock");
+    let blocked = poll_open_txns(
+        &db,
+        "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+        |waiting| (waiting != "0\n").then_some(()),
+    )
+    .await;
+    assert!(
+        blocked.is_ok(),
+        "the loader never waited for the held row lock"
+    );
     let mut visible = 0;
     e2e::wait_until(Duration::from_secs(10), || {
         visible = query(&db, "SELECT COUNT(*) FROM d.acct WHERE txn = 1")
@@ -619,32 +622,48 @@ fn part(commit_ts: i64, ids: std::ops::Range<i64>) -> Txn {
     txn(commit_ts, dmls)
 }
 
+/// Reads `information_schema.innodb_trx` with `sql` until `found` takes the answer, 30 s at
+/// most; the last answer when it never does. Slower than every 100 ms: the server refreshes its
+/// snapshot of open transactions only when nobody read it for that long.
+async fn poll_open_txns<T>(
+    db: &MariaDb,
+    sql: &str,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> Result<T, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = query(db, sql);
+        if let Some(found) = found(&answer) {
+            return Ok(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
 /// Waits (30 s at most) until the loader's open downstream transaction changed `rows` rows,
 /// i.e. the parts pushed so far ran, and returns its connection id.
 async fn wait_open_txn(db: &MariaDb, loader: &Loader, rows: u64) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let open = query(
-            db,
-            "SELECT trx_mysql_thread_id, trx_rows_modified FROM information_schema.innodb_trx",
-        );
-        let found = open.lines().find_map(|line| {
-            let (id, modified) = line.split_once('\t')?;
-            (modified.trim().parse::<u64>().ok()? >= rows).then(|| id.parse::<u64>().ok())?
-        });
-        if let Some(id) = found {
-            return id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
+    let open = poll_open_txns(
+        db,
+        "SELECT trx_mysql_thread_id, trx_rows_modified FROM information_schema.innodb_trx",
+        |open| {
+            open.lines().find_map(|line| {
+                let (id, modified) = line.split_once('\t')?;
+                (modified.trim().parse::<u64>().ok()? >= rows).then(|| id.parse::<u64>().ok())?
+            })
+        },
+    )
+    .await;
+    open.unwrap_or_else(|open| {
+        panic!(
             "no open transaction with {rows} changed rows; open: {open:?}; rows {:?}; loader {:?}",
             query(db, "SELECT COUNT(*) FROM d.parts"),
             loader.status()
-        );
-        // Slower than every 100 ms: the server refreshes its snapshot of open transactions only
-        // when nobody read it for that long.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+        )
+    })
 }
 
 async fn parts_loader(db: &MariaDb) -> Loader {
