@@ -25,16 +25,19 @@ impl NodeProcess {
         node_id: &str,
         extra: &[&str],
     ) -> anyhow::Result<PumpProcess> {
-        let mut args = vec![
-            "-heartbeat-interval=1".to_string(),
-            "-fake-binlog-interval=1".to_string(),
-        ];
+        // A flag may be given once: the defaults below yield to the caller's.
+        let sets = |flag: &str| {
+            extra
+                .iter()
+                .any(|arg| arg.trim_start_matches('-').starts_with(flag))
+        };
+        let mut args = vec!["-heartbeat-interval=1".to_string()];
+        if !sets("fake-binlog-interval") {
+            args.push("-fake-binlog-interval=1".to_string());
+        }
         // Test pumps keep writing on a nearly full disk (the default floor is 10 GiB free);
         // tests of the floor itself bring their own config.
-        if !extra
-            .iter()
-            .any(|arg| arg.trim_start_matches('-').starts_with("config"))
-        {
+        if !sets("config") {
             let config = dir.join(format!("{node_id}.toml"));
             std::fs::create_dir_all(dir)?;
             std::fs::write(

@@ -748,3 +748,75 @@ async fn gzip_pulls_and_empty_probes_work_like_the_original() {
     assert_eq!(commits[&commit], (start, value));
     assert_eq!(commits[&gzip_commit], (gzip_start, gzip_value));
 }
+
+/// The pump's gauge of open pull streams, read from `/metrics`.
+async fn open_pull_streams(pump: &PumpProcess) -> i64 {
+    let (_, body) = http_request(
+        &TlsSettings::default(),
+        "GET",
+        &format!("{}/metrics", pump.http_url()),
+    )
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix("binlog_pump_pull_streams "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Waits (10 s at most) until the pump reports `want` open pull streams.
+async fn wait_open_pull_streams(pump: &PumpProcess, want: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = open_pull_streams(pump).await;
+        if open == want || tokio::time::Instant::now() >= deadline {
+            return open;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A drainer that goes away mid-stream (its stream reset, or its connection closed) leaves no
+/// reader behind on the pump: drainers reconnect after every error, and readers left waiting
+/// for new data would pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_stream_the_client_drops_ends_on_the_pump() {
+    let world = world().await;
+    // No fake binlog for a minute: nothing but the reset itself can end the waiting reader.
+    let pump = start_pump(&world, "pump-d", &["-fake-binlog-interval=60"]);
+    let mut client = pump.client(world.pd.cluster_id()).await.unwrap();
+    let start = world.pd.get_ts().await.unwrap();
+    client.prewrite(start, b"value").await.unwrap();
+    let commit = world.pd.get_ts().await.unwrap();
+    client.commit(start, commit).await.unwrap();
+
+    // Caught up: the stream waits on the pump for data after `commit`.
+    let request = binlog_proto::binlog::PullBinlogReq {
+        cluster_id: world.pd.cluster_id(),
+        start_from: Some(binlog_proto::binlog::Pos {
+            suffix: 0,
+            offset: commit,
+        }),
+    };
+    let stream = client.inner.pull_binlogs(request).await.unwrap();
+    assert_eq!(wait_open_pull_streams(&pump, 1).await, 1);
+    drop(stream);
+    assert_eq!(
+        wait_open_pull_streams(&pump, 0).await,
+        0,
+        "the reset stream ended"
+    );
+
+    // The same when the whole connection goes.
+    let mut other = pump.client(world.pd.cluster_id()).await.unwrap();
+    let stream = other.inner.pull_binlogs(request).await.unwrap();
+    assert_eq!(wait_open_pull_streams(&pump, 1).await, 1);
+    drop(stream);
+    drop(other);
+    assert_eq!(
+        wait_open_pull_streams(&pump, 0).await,
+        0,
+        "the stream of the closed connection ended"
+    );
+}
