@@ -536,14 +536,7 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     );
     let (_, drainers) = http("GET", &format!("{}/drainers", pump.http_url())).await;
     assert_eq!(drainers, serde_json::json!([]));
-    let (_, metrics) = http_request(
-        &TlsSettings::default(),
-        "GET",
-        &format!("{}/metrics", pump.http_url()),
-    )
-    .await
-    .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let metrics = http_text(&pump, "/metrics").await;
     assert!(
         metrics.contains("binlog_pump_rpc_duration_seconds_bucket"),
         "{metrics}"
@@ -554,14 +547,7 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     );
 
     // /debug/binlog shows the commit merged with its prewrite.
-    let (_, text) = http_request(
-        &TlsSettings::default(),
-        "GET",
-        &format!("{}/debug/binlog/{commit}", pump.http_url()),
-    )
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = http_text(&pump, &format!("/debug/binlog/{commit}")).await;
     assert!(
         text.contains(&format!("start_ts: {start}")) && text.contains("PrewriteValue"),
         "{text}"
@@ -749,16 +735,22 @@ async fn gzip_pulls_and_empty_probes_work_like_the_original() {
     assert_eq!(commits[&gzip_commit], (gzip_start, gzip_value));
 }
 
-/// The pump's gauge of open pull streams, read from `/metrics`.
-async fn open_pull_streams(pump: &PumpProcess) -> i64 {
+/// The text a GET of `path` on the pump answers.
+async fn http_text(pump: &PumpProcess, path: &str) -> String {
     let (_, body) = http_request(
         &TlsSettings::default(),
         "GET",
-        &format!("{}/metrics", pump.http_url()),
+        &format!("{}{path}", pump.http_url()),
     )
     .await
     .unwrap();
-    String::from_utf8_lossy(&body)
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The pump's gauge of open pull streams, read from `/metrics`.
+async fn open_pull_streams(pump: &PumpProcess) -> i64 {
+    http_text(pump, "/metrics")
+        .await
         .lines()
         .find_map(|line| line.strip_prefix("binlog_pump_pull_streams "))
         .and_then(|value| value.trim().parse().ok())
