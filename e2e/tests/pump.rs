@@ -536,7 +536,7 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     );
     let (_, drainers) = http("GET", &format!("{}/drainers", pump.http_url())).await;
     assert_eq!(drainers, serde_json::json!([]));
-    let metrics = http_text(&pump, "/metrics").await;
+    let metrics = http_text(&pump, "GET", "/metrics").await;
     assert!(
         metrics.contains("binlog_pump_rpc_duration_seconds_bucket"),
         "{metrics}"
@@ -547,7 +547,7 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
     );
 
     // /debug/binlog shows the commit merged with its prewrite.
-    let text = http_text(&pump, &format!("/debug/binlog/{commit}")).await;
+    let text = http_text(&pump, "GET", &format!("/debug/binlog/{commit}")).await;
     assert!(
         text.contains(&format!("start_ts: {start}")) && text.contains("PrewriteValue"),
         "{text}"
@@ -576,14 +576,10 @@ async fn http_api_gc_and_a_stuck_prewrite_are_visible() {
 
     // GC: after the retention, a pull from before the GC point is refused, not clamped.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, body) = http_request(
-        &TlsSettings::default(),
-        "POST",
-        &format!("{}/debug/gc/trigger", pump.http_url()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(body, "trigger gc success\n");
+    assert_eq!(
+        http_text(&pump, "POST", "/debug/gc/trigger").await,
+        "trigger gc success\n"
+    );
     let cluster_id = world.pd.cluster_id();
     let refused = wait_until(Duration::from_secs(10), || {
         let mut client = client.clone();
@@ -735,11 +731,11 @@ async fn gzip_pulls_and_empty_probes_work_like_the_original() {
     assert_eq!(commits[&gzip_commit], (gzip_start, gzip_value));
 }
 
-/// The text a GET of `path` on the pump answers.
-async fn http_text(pump: &PumpProcess, path: &str) -> String {
+/// The text the pump answers to `method` on `path`.
+async fn http_text(pump: &PumpProcess, method: &'static str, path: &str) -> String {
     let (_, body) = http_request(
         &TlsSettings::default(),
-        "GET",
+        method,
         &format!("{}{path}", pump.http_url()),
     )
     .await
@@ -749,7 +745,7 @@ async fn http_text(pump: &PumpProcess, path: &str) -> String {
 
 /// The pump's gauge of open pull streams, read from `/metrics`.
 async fn open_pull_streams(pump: &PumpProcess) -> i64 {
-    http_text(pump, "/metrics")
+    http_text(pump, "GET", "/metrics")
         .await
         .lines()
         .find_map(|line| line.strip_prefix("binlog_pump_pull_streams "))

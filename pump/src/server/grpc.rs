@@ -71,9 +71,7 @@ pub(super) async fn write_binlog_on_stream(
     mut respond: SendResponse<Bytes>,
 ) {
     let outcome = match read_request(request, shared.config.max_message_size).await {
-        Ok(request) => write_binlog(&shared, request)
-            .await
-            .map(|response| response.encode_to_vec()),
+        Ok(request) => write_binlog(&shared, request).await,
         Err(status) => Err(status),
     };
     grpc_wire::answer(&mut respond, outcome);
@@ -129,7 +127,7 @@ pub(super) async fn pull_binlogs_on_stream(
     };
     let (after, first) = match started {
         Ok(started) => started,
-        Err(status) => return grpc_wire::answer(&mut respond, Err(status)),
+        Err(status) => return grpc_wire::refuse(&mut respond, &status),
     };
     let Some(mut stream) = grpc_wire::start_stream(&mut respond, gzip) else {
         return;

@@ -187,30 +187,28 @@ pub(super) fn end_stream(stream: &mut SendStream<Bytes>, status: &Status) {
     let _ = stream.send_trailers(status_headers(status));
 }
 
-/// Answers a unary call: the encoded message with status OK, or a trailers-only status. A
-/// client that has gone is not an error here: there is no one left to tell.
-pub(super) fn answer(respond: &mut SendResponse<Bytes>, outcome: Result<Vec<u8>, Status>) {
+/// Answers a unary call: `message` framed with status OK, or a trailers-only status. A client
+/// that has gone is not an error here: there is no one left to tell.
+pub(super) fn answer(respond: &mut SendResponse<Bytes>, outcome: Result<impl Message, Status>) {
     let message = match outcome {
         Ok(message) => message,
-        Err(status) => {
-            let _ = respond.send_response(status_head(&status), true);
-            return;
-        }
+        Err(status) => return refuse(respond, &status),
     };
-    let mut head = http::Response::new(());
-    head.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(GRPC_CONTENT_TYPE));
-    let Ok(mut stream) = respond.send_response(head, false) else {
+    let Some(mut stream) = start_stream(respond, false) else {
         return;
     };
-    let mut frame = BytesMut::with_capacity(PREFIX + message.len());
-    frame.put_u8(0);
-    // A WriteBinlogResp is a few bytes.
-    frame.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    frame.put_slice(&message);
-    if stream.send_data(frame.freeze(), false).is_ok() {
-        end_stream(&mut stream, &Status::ok(""));
-    }
+    let mut frame = BytesMut::new();
+    let status = match put_message(&mut frame, &message, false) {
+        Ok(()) if stream.send_data(frame.freeze(), false).is_err() => return,
+        Ok(()) => Status::ok(""),
+        Err(status) => status,
+    };
+    end_stream(&mut stream, &status);
+}
+
+/// Refuses a call with a trailers-only status.
+pub(super) fn refuse(respond: &mut SendResponse<Bytes>, status: &Status) {
+    let _ = respond.send_response(status_head(status), true);
 }
 
 /// A trailers-only answer: HTTP 200 with the status in the headers, as grpc-go and tonic send
