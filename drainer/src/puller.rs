@@ -137,6 +137,10 @@ pub async fn run(
 /// on a new one: tonic keeps a stream's receive buffer as large as the largest message it
 /// carried, for as long as the stream lives.
 const BIG_MESSAGE_BYTES: usize = 16 << 20;
+/// HTTP/2 flow-control window of a pull stream and its connection (one stream per connection):
+/// what a pump may send ahead of the merge. HTTP/2's default of 64 KiB made the drainer send a
+/// WINDOW_UPDATE, and the pump wake up to send the next 32 KiB, hundreds of times a second.
+const PULL_WINDOW_BYTES: u32 = 8 << 20;
 
 /// Why a pull ended without a failure.
 enum Ended {
@@ -163,6 +167,8 @@ async fn pull_once(
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|err| Retry(err.to_string()))?
         .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(PULL_WINDOW_BYTES)
+        .initial_connection_window_size(PULL_WINDOW_BYTES)
         .tcp_nodelay(true);
     if let Some(tls) = &settings.tls {
         endpoint = endpoint
