@@ -89,10 +89,14 @@ pub fn to_param(value: &ColumnValue) -> Value {
         ColumnValue::Enum { index, .. } => Value::UInt(*index),
         ColumnValue::Set { bits, .. } => Value::UInt(*bits),
         ColumnValue::Bit { value, .. } => Value::UInt(*value),
-        ColumnValue::Decimal(_)
-        | ColumnValue::Time(_)
-        | ColumnValue::Duration(_)
-        | ColumnValue::Json(_) => Value::Bytes(value.to_text().unwrap_or_default().into_bytes()),
+        ColumnValue::Decimal(d) => {
+            let mut text = Vec::new();
+            d.write_text(&mut text);
+            Value::Bytes(text)
+        }
+        ColumnValue::Time(_) | ColumnValue::Duration(_) | ColumnValue::Json(_) => {
+            Value::Bytes(value.to_text().unwrap_or_default().into_bytes())
+        }
     }
 }
 
