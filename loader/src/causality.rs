@@ -17,7 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use tidb_codec::ColumnValue;
 
-use crate::table_info::TableInfo;
+use crate::table_info::{TableInfo, value_of};
 use crate::txn::{Dml, DmlKind, Name};
 
 /// What [`Causality::add`] decided.
@@ -133,9 +133,10 @@ pub fn route(key: u64, workers: usize) -> usize {
     (key % workers.max(1) as u64) as usize
 }
 
-/// The conflict keys of a (normalized) change against its downstream table.
-pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
-    let mut keys = Vec::with_capacity(2 * table.unique_keys.len().max(1));
+/// The conflict keys of a (normalized) change against its downstream table, into `keys`
+/// (emptied first: the dispatcher reuses one buffer for every change).
+pub fn conflict_keys(dml: &Dml, table: &TableInfo, keys: &mut Vec<u64>) {
+    keys.clear();
     let rows: &[&[(Name, ColumnValue)]] = if dml.kind == DmlKind::Update {
         &[&dml.values, &dml.old_values]
     } else {
@@ -143,11 +144,18 @@ pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
     };
     for row in rows {
         let before = keys.len();
-        for (key, values) in table.usable_keys(row) {
+        // Every unique key whose columns all have non-NULL values (`TableInfo::usable_keys`,
+        // hashed as it is found instead of collected).
+        'key: for key in &table.unique_keys {
             let mut hasher = table_hasher(dml);
-            for (column, value) in key.columns.iter().zip(values) {
-                hash_name(&mut hasher, column);
-                hash_value(&mut hasher, value);
+            for column in &key.columns {
+                match value_of(row, column) {
+                    Some(value) if *value != ColumnValue::Null => {
+                        hash_name(&mut hasher, column);
+                        hash_value(&mut hasher, value);
+                    }
+                    _ => continue 'key,
+                }
             }
             keys.push(hasher.finish());
         }
@@ -173,7 +181,6 @@ pub fn conflict_keys(dml: &Dml, table: &TableInfo) -> Vec<u64> {
         }
     }
     keys.truncate(kept);
-    keys
 }
 
 /// The hasher of conflict keys (and of the key table): an FxHash-style multiply-rotate over the
@@ -294,6 +301,12 @@ mod tests {
     use super::*;
     use crate::table_info::UniqueKey;
 
+    fn keys_of(dml: &Dml, table: &TableInfo) -> Vec<u64> {
+        let mut keys = vec![42];
+        conflict_keys(dml, table, &mut keys);
+        keys
+    }
+
     fn table(keys: &[(&str, &[&str])]) -> TableInfo {
         TableInfo {
             columns: Vec::new(),
@@ -337,14 +350,14 @@ mod tests {
     #[test]
     fn same_unique_key_values_give_the_same_key() {
         let info = table(&[("PRIMARY", &["id"]), ("uk", &["u"])]);
-        let a = conflict_keys(&insert(1, Text("Abc ".into())), &info);
-        let b = conflict_keys(&insert(2, Text("aBC".into())), &info);
-        let c = conflict_keys(&insert(3, Text("abd".into())), &info);
+        let a = keys_of(&insert(1, Text("Abc ".into())), &info);
+        let b = keys_of(&insert(2, Text("aBC".into())), &info);
+        let c = keys_of(&insert(3, Text("abd".into())), &info);
         assert_eq!(a.len(), 2);
         assert!(a.iter().any(|k| b.contains(k)), "case and pad insensitive");
         assert!(!a.iter().any(|k| c.contains(k)));
-        let signed = conflict_keys(&insert(7, Null), &info);
-        let unsigned = conflict_keys(
+        let signed = keys_of(&insert(7, Null), &info);
+        let unsigned = keys_of(
             &dml("t", DmlKind::Insert, &[("id", Uint(7)), ("u", Null)], &[]),
             &info,
         );
@@ -355,12 +368,12 @@ mod tests {
     #[test]
     fn keys_differ_across_tables_and_key_columns() {
         let info = table(&[("PRIMARY", &["id"])]);
-        let t = conflict_keys(&insert(1, Null), &info);
-        let other = conflict_keys(&dml("t2", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
+        let t = keys_of(&insert(1, Null), &info);
+        let other = keys_of(&dml("t2", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
         assert_ne!(t, other);
         let by_u = table(&[("uk", &["u"])]);
-        let k1 = conflict_keys(&dml("t", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
-        let k2 = conflict_keys(&dml("t", DmlKind::Insert, &[("u", Int(1))], &[]), &by_u);
+        let k1 = keys_of(&dml("t", DmlKind::Insert, &[("id", Int(1))], &[]), &info);
+        let k2 = keys_of(&dml("t", DmlKind::Insert, &[("u", Int(1))], &[]), &by_u);
         assert_ne!(k1, k2);
     }
 
@@ -373,10 +386,10 @@ mod tests {
             &[("id", Int(2)), ("u", Null)],
             &[("id", Int(1)), ("u", Null)],
         );
-        let keys = conflict_keys(&update, &info);
+        let keys = keys_of(&update, &info);
         assert_eq!(keys.len(), 2);
         for id in [1, 2] {
-            let k = conflict_keys(&insert(id, Null), &info);
+            let k = keys_of(&insert(id, Null), &info);
             assert!(keys.contains(&k[0]));
         }
     }
@@ -384,9 +397,9 @@ mod tests {
     #[test]
     fn keyless_rows_fall_back_to_all_values() {
         let info = table(&[]);
-        let a = conflict_keys(&insert(1, Text("x".into())), &info);
-        let same = conflict_keys(&insert(1, Text("x".into())), &info);
-        let other = conflict_keys(&insert(1, Text("y".into())), &info);
+        let a = keys_of(&insert(1, Text("x".into())), &info);
+        let same = keys_of(&insert(1, Text("x".into())), &info);
+        let other = keys_of(&insert(1, Text("y".into())), &info);
         assert_eq!(a.len(), 1);
         assert_eq!(a, same);
         assert_ne!(a, other);

@@ -298,12 +298,13 @@ impl Dispatcher {
     ) -> Result<(), LoaderError> {
         let mut routed = std::mem::take(&mut self.routed);
         routed.resize_with(self.workers.len(), VecDeque::new);
+        let mut keys = Vec::new();
         for dml in dmls {
             let change = self.prepare(commit_ts, dml).await?;
             let worker = match self.routing {
                 Routing::Serial => 0,
                 Routing::Parallel { detect: true, .. } => {
-                    let keys = causality::conflict_keys(&change.dml, &change.table);
+                    causality::conflict_keys(&change.dml, &change.table, &mut keys);
                     let table = Arc::as_ptr(&change.table) as usize;
                     match self.place(&keys, table) {
                         Placement::Worker(worker) => worker,
@@ -320,7 +321,7 @@ impl Dispatcher {
                     }
                 }
                 Routing::Parallel { detect: false, .. } => {
-                    let keys = causality::conflict_keys(&change.dml, &change.table);
+                    causality::conflict_keys(&change.dml, &change.table, &mut keys);
                     causality::route(keys.first().copied().unwrap_or(0), self.workers.len())
                 }
             };
