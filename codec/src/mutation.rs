@@ -262,47 +262,80 @@ fn decode_pairs(table: &TableInfo, row: RowData) -> Result<DecodedRow> {
         row_id: None,
     };
     for (id, d) in row {
-        if id == EXTRA_HANDLE_ID {
-            out.row_id = match d {
-                Datum::Int(i) => Some(i),
-                Datum::Uint(u) => Some(u as i64),
-                _ => None,
-            };
-            continue;
-        }
-        if let Some(col) = table.column_by_id(id) {
-            out.values.insert(id, datum_into_value(&col.field_type, d)?);
-        }
+        add_pair(table, &mut out, id, d)?;
     }
     Ok(out)
 }
 
-/// Decodes an `inserted_rows` element, filling handle columns from the handle.
+/// Adds one decoded `(column id, datum)` pair to `out`: the hidden row id, a value of a column
+/// the table knows, or nothing.
+fn add_pair(table: &TableInfo, out: &mut DecodedRow, id: i64, d: Datum) -> Result<()> {
+    if id == EXTRA_HANDLE_ID {
+        out.row_id = match d {
+            Datum::Int(i) => Some(i),
+            Datum::Uint(u) => Some(u as i64),
+            _ => None,
+        };
+    } else if let Some(col) = table.column_by_id(id) {
+        out.values.insert(id, datum_into_value(&col.field_type, d)?);
+    }
+    Ok(())
+}
+
+/// Decodes an `inserted_rows` element, filling handle columns from the handle. Pairs are
+/// converted as they are read (every insert of every transaction comes through here).
 pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
-    let (handle, row) = row::decode_inserted_row(bytes, table.handle_datum_count())?;
-    let mut out = decode_pairs(table, row)?;
-    match table.handle_columns() {
+    let handle_columns = table.handle_columns();
+    let handle_datums = match &handle_columns {
+        HandleColumns::Common(cols) => cols.len().max(1),
+        _ => 1,
+    };
+    let mut out = DecodedRow {
+        values: RowValues::with_capacity(table.cols.len() + 1),
+        row_id: None,
+    };
+    // An int handle (or row id) is one datum; only a clustered handle needs a list.
+    let mut first_handle = None;
+    let mut common_handle = Vec::new();
+    row::read_inserted_row(
+        bytes,
+        handle_datums,
+        |datum| {
+            match (&handle_columns, &first_handle) {
+                (HandleColumns::Common(_), _) => common_handle.push(datum),
+                (_, None) => first_handle = Some(datum),
+                (_, Some(_)) => {}
+            }
+            Ok(())
+        },
+        |id, d| add_pair(table, &mut out, id, d),
+    )?;
+    match handle_columns {
         HandleColumns::IntPk(col) => {
-            if let Some(h) = handle.into_iter().next() {
+            if let Some(h) = first_handle {
                 out.values
                     .insert(col.id, datum_into_value(&col.field_type, h)?);
             }
         }
         HandleColumns::Common(cols) => {
-            let prefix: Vec<bool> = table
-                .primary_index()
-                .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
-                .unwrap_or_default();
-            for (i, (col, h)) in cols.iter().zip(handle).enumerate() {
-                if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false) {
-                    out.values
-                        .insert(col.id, datum_into_value(&col.field_type, h)?);
+            // The row usually carries its key columns; the index is looked at only when not.
+            if cols.iter().any(|col| !out.values.contains(col.id)) {
+                let prefix: Vec<bool> = table
+                    .primary_index()
+                    .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
+                    .unwrap_or_default();
+                for (i, (col, h)) in cols.iter().zip(common_handle).enumerate() {
+                    if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false)
+                    {
+                        out.values
+                            .insert(col.id, datum_into_value(&col.field_type, h)?);
+                    }
                 }
             }
         }
         HandleColumns::RowId => {
-            out.row_id = match handle.first() {
-                Some(Datum::Int(i)) => Some(*i),
+            out.row_id = match first_handle {
+                Some(Datum::Int(i)) => Some(i),
                 _ => None,
             };
         }

@@ -80,17 +80,31 @@ pub fn decode_row(buf: &[u8]) -> Result<RowData> {
 
 /// Reads pairs until the input ends (or reads a lone `0x00` empty-row marker).
 /// With `stop_at_repeat`, stops before a column id already seen (used for update rows).
-fn read_row(r: &mut Reader<'_>, mut stop_at_repeat: Option<&mut Vec<i64>>) -> Result<RowData> {
-    if r.peek() == Some(flag::NIL) {
-        r.u8("empty-row marker")?;
-        return Ok(Vec::new());
-    }
+fn read_row(r: &mut Reader<'_>, stop_at_repeat: Option<&mut Vec<i64>>) -> Result<RowData> {
     // A pair takes at least 2 bytes (id and NULL flag); most rows hold a few dozen columns, so
     // this avoids regrowing without reserving much for long values.
     let mut row = Vec::with_capacity((r.remaining().len() / 2).min(32));
+    read_pairs(r, stop_at_repeat, |id, value| {
+        row.push((id, value));
+        Ok(())
+    })?;
+    Ok(row)
+}
+
+/// [`read_row`], handing each pair to `each` as it is decoded instead of collecting them.
+fn read_pairs(
+    r: &mut Reader<'_>,
+    mut stop_at_repeat: Option<&mut Vec<i64>>,
+    mut each: impl FnMut(i64, Datum) -> Result<()>,
+) -> Result<()> {
+    if r.peek() == Some(flag::NIL) {
+        r.u8("empty-row marker")?;
+        return Ok(());
+    }
+    let mut pairs = 0usize;
     while let Some(f) = r.peek() {
         let at = r.offset();
-        if f == flag::NIL && !row.is_empty() && stop_at_repeat.is_some() {
+        if f == flag::NIL && pairs > 0 && stop_at_repeat.is_some() {
             // The second half of an update row may be an empty row.
             break;
         }
@@ -123,9 +137,10 @@ fn read_row(r: &mut Reader<'_>, mut stop_at_repeat: Option<&mut Vec<i64>>) -> Re
             });
         }
         let value = datum::read_datum(r)?;
-        row.push((id, value));
+        pairs += 1;
+        each(id, value)?;
     }
-    Ok(row)
+    Ok(())
 }
 
 /// Re-bases the offsets of an error from a sub-slice decode.
@@ -187,21 +202,45 @@ pub fn encode_inserted_row(handle: &Handle, columns: &[(i64, Datum)]) -> Result<
 /// int handle, the PK column count for a clustered table — see
 /// [`crate::schema::TableInfo::handle_datum_count`]) and the row.
 pub fn decode_inserted_row(buf: &[u8], handle_datums: usize) -> Result<(Vec<Datum>, RowData)> {
-    let mut r = Reader::new(buf);
     let mut handle = Vec::with_capacity(handle_datums);
+    let mut row = Vec::new();
+    read_inserted_row(
+        buf,
+        handle_datums,
+        |datum| {
+            handle.push(datum);
+            Ok(())
+        },
+        |id, value| {
+            row.push((id, value));
+            Ok(())
+        },
+    )?;
+    Ok((handle, row))
+}
+
+/// [`decode_inserted_row`], handing each handle datum to `handle` and each pair of the row to
+/// `each` as they are decoded, so that a caller converting them at once collects nothing.
+pub fn read_inserted_row(
+    buf: &[u8],
+    handle_datums: usize,
+    mut handle: impl FnMut(Datum) -> Result<()>,
+    each: impl FnMut(i64, Datum) -> Result<()>,
+) -> Result<()> {
+    let mut r = Reader::new(buf);
     for _ in 0..handle_datums {
-        handle.push(datum::read_datum(&mut r)?);
+        handle(datum::read_datum(&mut r)?)?;
     }
     let base = r.offset();
     let mut rest = Reader::with_base(r.remaining(), base);
-    let row = read_row(&mut rest, None)?;
+    read_pairs(&mut rest, None, each)?;
     if !rest.is_empty() {
         return Err(CodecError::CorruptedRow {
             offset: rest.offset(),
             reason: "bytes left after an empty-row marker".to_string(),
         });
     }
-    Ok((handle, row))
+    Ok(())
 }
 
 /// `updated_rows` element: old row ‖ new row. Both should carry the same column ids.
