@@ -53,7 +53,9 @@ impl Loader {
             .thread_name("loader")
             .enable_all()
             .build()
-            .map_err(|err| LoaderError::Crashed(format!("cannot start the loader's runtime: {err}")))?;
+            .map_err(|err| {
+                LoaderError::Crashed(format!("cannot start the loader's runtime: {err}"))
+            })?;
         let started = runtime.spawn(Loader::start(config)).await;
         let mut loader = match started {
             Ok(started) => started?,

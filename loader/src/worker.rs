@@ -125,10 +125,10 @@ impl Worker {
     }
 
     /// The next chunk and the units it completes. With a batch size: up to that many changes
-    /// of the table the queue starts with, in queue order, taken from every unit (other tables'
-    /// changes keep their order and wait for their own chunk). Changes of different tables never
-    /// touch the same row, and a one-table chunk is usually one multi-row statement. Without a
-    /// batch size: the first unit, whole.
+    /// of the table the queue starts with, in queue order, taken from every unit among the first
+    /// [`CHUNK_LOOKAHEAD_UNITS`] (other tables' changes keep their order and wait for their own
+    /// chunk). Changes of different tables never touch the same row, and a one-table chunk is
+    /// usually one multi-row statement. Without a batch size: the first unit, whole.
     fn take_chunk(&self, queue: &mut VecDeque<Unit>) -> (Vec<RowChange>, Vec<u64>) {
         let Some(batch) = self.batch_size else {
             return match queue.pop_front() {
@@ -151,7 +151,7 @@ impl Worker {
         let mut done = Vec::new();
         let mut visited = 0;
         for unit in queue.iter_mut() {
-            if chunk.len() == batch {
+            if chunk.len() == batch || visited == CHUNK_LOOKAHEAD_UNITS {
                 break;
             }
             visited += 1;
@@ -319,6 +319,10 @@ impl Worker {
     }
 }
 
+/// Units a chunk is gathered from at most: a table whose changes are rare in a long queue would
+/// otherwise have the whole queue walked for every chunk of it.
+const CHUNK_LOOKAHEAD_UNITS: usize = 256;
+
 /// Times a worker short of a full chunk lets the other tasks run before it takes one.
 const GATHER_YIELDS: usize = 4;
 
@@ -331,17 +335,24 @@ async fn gather(
     units: &mut mpsc::UnboundedReceiver<Unit>,
     batch: usize,
 ) {
-    let mut queued: usize = queue.iter().map(|unit| unit.changes.len()).sum();
     for round in 0..=GATHER_YIELDS {
         while let Ok(unit) = units.try_recv() {
-            queued += unit.changes.len();
             queue.push_back(unit);
         }
-        if queued >= batch || round == GATHER_YIELDS {
+        if round == GATHER_YIELDS || holds_a_chunk(queue, batch) {
             return;
         }
         tokio::task::yield_now().await;
     }
+}
+
+/// Whether `queue` holds `batch` changes, counted only that far: it may hold thousands of units.
+fn holds_a_chunk(queue: &VecDeque<Unit>, batch: usize) -> bool {
+    let mut queued = 0;
+    queue.iter().any(|unit| {
+        queued += unit.changes.len();
+        queued >= batch
+    })
 }
 
 async fn execute(
@@ -473,6 +484,27 @@ mod tests {
         assert_eq!(described(&chunk), ["a3#Int(1)"]);
         assert_eq!(done, [3]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_is_gathered_from_the_first_units_only() {
+        let w = worker(Some(3));
+        let (a, b) = (
+            Arc::new(TableInfo::default()),
+            Arc::new(TableInfo::default()),
+        );
+        let mut queue: VecDeque<Unit> = std::iter::once(mixed(0, &[("a", &a)]))
+            .chain((1..CHUNK_LOOKAHEAD_UNITS as u64).map(|seq| mixed(seq, &[("b", &b)])))
+            .chain([mixed(CHUNK_LOOKAHEAD_UNITS as u64, &[("a", &a)])])
+            .collect();
+        let (chunk, done) = w.take_chunk(&mut queue);
+        assert_eq!(
+            described(&chunk),
+            ["a0#Int(0)"],
+            "the last unit is beyond the lookahead"
+        );
+        assert_eq!(done, [0]);
+        assert_eq!(queue.len(), CHUNK_LOOKAHEAD_UNITS);
     }
 
     #[test]
