@@ -325,8 +325,7 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
                     .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
                     .unwrap_or_default();
                 for (i, (col, h)) in cols.iter().zip(common_handle).enumerate() {
-                    if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false)
-                    {
+                    if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false) {
                         out.values
                             .insert(col.id, datum_into_value(&col.field_type, h)?);
                     }
