@@ -108,6 +108,23 @@ impl Decimal {
         &self.digits[self.int_len..]
     }
 
+    /// Appends the text form (what [`fmt::Display`] writes) to `out`, without allocating
+    /// anything else: the form a decimal takes as a SQL parameter.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        out.reserve(self.digits.len() + 3);
+        if self.negative {
+            out.push(b'-');
+        }
+        if self.int_len == 0 {
+            out.push(b'0');
+        }
+        out.extend(self.int_digits().iter().map(|d| b'0' + d));
+        if self.int_len < self.digits.len() {
+            out.push(b'.');
+            out.extend(self.frac_digits().iter().map(|d| b'0' + d));
+        }
+    }
+
     /// Parses `[+-]digits[.digits]` (at least one digit overall). No exponent, no spaces.
     pub fn parse(input: &str) -> Result<Self> {
         let err = |reason| CodecError::DecimalSyntax {
@@ -349,50 +366,12 @@ fn from_bin_at(buf: &[u8], precision: u8, frac: u8, base: usize) -> Result<(Deci
     ))
 }
 
-impl Decimal {
-    /// Appends the text form (as [`fmt::Display`] writes it) to `out`, without allocating
-    /// anything else: the form a decimal takes as a SQL parameter.
-    pub fn write_text(&self, out: &mut Vec<u8>) {
-        out.reserve(self.digits.len() + 3);
-        if self.negative {
-            out.push(b'-');
-        }
-        if self.int_len == 0 {
-            out.push(b'0');
-        }
-        out.extend(self.int_digits().iter().map(|d| b'0' + d));
-        if self.int_len < self.digits.len() {
-            out.push(b'.');
-            out.extend(self.frac_digits().iter().map(|d| b'0' + d));
-        }
-    }
-}
-
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn write_digits(f: &mut fmt::Formatter<'_>, digits: &[u8]) -> fmt::Result {
-            let mut ascii = [0u8; 64];
-            for part in digits.chunks(ascii.len()) {
-                for (c, d) in ascii.iter_mut().zip(part) {
-                    *c = b'0' + d;
-                }
-                // Digits are 0..=9, so these are ASCII digits.
-                f.write_str(std::str::from_utf8(&ascii[..part.len()]).map_err(|_| fmt::Error)?)?;
-            }
-            Ok(())
-        }
-        if self.negative {
-            f.write_str("-")?;
-        }
-        if self.int_len == 0 {
-            f.write_str("0")?;
-        }
-        write_digits(f, self.int_digits())?;
-        if self.int_len < self.digits.len() {
-            f.write_str(".")?;
-            write_digits(f, self.frac_digits())?;
-        }
-        Ok(())
+        let mut text = Vec::new();
+        self.write_text(&mut text);
+        // Only ASCII digits, '-' and '.' were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -286,10 +286,6 @@ fn add_pair(table: &TableInfo, out: &mut DecodedRow, id: i64, d: Datum) -> Resul
 /// converted as they are read (every insert of every transaction comes through here).
 pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
     let handle_columns = table.handle_columns();
-    let handle_datums = match &handle_columns {
-        HandleColumns::Common(cols) => cols.len().max(1),
-        _ => 1,
-    };
     let mut out = DecodedRow {
         values: RowValues::with_capacity(table.cols.len() + 1),
         row_id: None,
@@ -299,12 +295,11 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
     let mut common_handle = Vec::new();
     row::read_inserted_row(
         bytes,
-        handle_datums,
+        handle_columns.datum_count(),
         |datum| {
-            match (&handle_columns, &first_handle) {
-                (HandleColumns::Common(_), _) => common_handle.push(datum),
-                (_, None) => first_handle = Some(datum),
-                (_, Some(_)) => {}
+            match handle_columns {
+                HandleColumns::Common(_) => common_handle.push(datum),
+                _ => first_handle = Some(datum),
             }
             Ok(())
         },

@@ -200,7 +200,7 @@ pub fn encode_inserted_row(handle: &Handle, columns: &[(i64, Datum)]) -> Result<
 
 /// Splits an `inserted_rows` element into its `handle_datums` leading handle datum(s) (1 for an
 /// int handle, the PK column count for a clustered table — see
-/// [`crate::schema::TableInfo::handle_datum_count`]) and the row.
+/// [`crate::schema::HandleColumns::datum_count`]) and the row.
 pub fn decode_inserted_row(buf: &[u8], handle_datums: usize) -> Result<(Vec<Datum>, RowData)> {
     let mut handle = Vec::with_capacity(handle_datums);
     let mut row = Vec::new();

@@ -536,6 +536,17 @@ pub enum HandleColumns<'a> {
     RowId,
 }
 
+impl HandleColumns<'_> {
+    /// How many datums prefix an `inserted_rows` element: the PK column count for a clustered
+    /// table, otherwise 1.
+    pub fn datum_count(&self) -> usize {
+        match self {
+            HandleColumns::Common(cols) => cols.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
 /// A table (`TableInfo`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableInfo {
@@ -684,15 +695,6 @@ impl TableInfo {
         }
         HandleColumns::RowId
     }
-
-    /// How many datums prefix an `inserted_rows` element: the PK column count for a clustered
-    /// table, otherwise 1.
-    pub fn handle_datum_count(&self) -> usize {
-        match self.handle_columns() {
-            HandleColumns::Common(cols) => cols.len().max(1),
-            _ => 1,
-        }
-    }
 }
 
 /// A database (`DBInfo`).
@@ -837,7 +839,7 @@ mod tests {
         assert_eq!(t.cols[1].default_value(), Some(&Value::String("x".into())));
         assert_eq!(t.cols[0].extra["future_key"], serde_json::json!({"x": [1]}));
         assert_eq!(t.handle_columns(), HandleColumns::IntPk(&t.cols[0]));
-        assert_eq!(t.handle_datum_count(), 1);
+        assert_eq!(t.handle_columns().datum_count(), 1);
         assert_eq!(t.pk_handle_column().map(|c| c.id), Some(1));
         let original: Value = serde_json::from_str(JOB).unwrap();
         assert_eq!(serde_json::to_value(&job).unwrap(), original);
@@ -883,7 +885,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(t.handle_datum_count(), 2);
+        assert_eq!(t.handle_columns().datum_count(), 2);
         assert_eq!(t.physical_ids(), [50, 51, 52]);
         assert_eq!(t.public_columns().count(), 2);
         assert_eq!(t.writable_columns().count(), 3);
