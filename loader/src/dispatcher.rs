@@ -94,9 +94,14 @@ pub(crate) struct Dispatcher {
     applied: watch::Sender<AppliedPosition>,
     /// Downstream tables by database, then table name.
     tables: HashMap<Name, HashMap<Name, Arc<TableInfo>>>,
+    /// The table of the last change prepared, by the names it came with (forgotten at every
+    /// eviction).
+    last_table: Option<(Name, Name, Arc<TableInfo>)>,
     /// Per worker, the changes of the current transaction routed to it (kept to reuse the
     /// allocation).
     routed: Vec<VecDeque<RowChange>>,
+    /// The conflict keys of the change being placed (kept to reuse the allocation).
+    keys: Vec<u64>,
     causality: Causality,
     spreader: Spreader,
     pending: VecDeque<Pending>,
@@ -137,7 +142,9 @@ impl Dispatcher {
             control: parts.control,
             applied: parts.applied,
             tables: HashMap::new(),
+            last_table: None,
             routed: Vec::new(),
+            keys: Vec::new(),
             causality: Causality::new(),
             pending: VecDeque::new(),
             next_seq: 0,
@@ -298,7 +305,7 @@ impl Dispatcher {
     ) -> Result<(), LoaderError> {
         let mut routed = std::mem::take(&mut self.routed);
         routed.resize_with(self.workers.len(), VecDeque::new);
-        let mut keys = Vec::new();
+        let mut keys = std::mem::take(&mut self.keys);
         for dml in dmls {
             let change = self.prepare(commit_ts, dml).await?;
             let worker = match self.routing {
@@ -329,6 +336,7 @@ impl Dispatcher {
         }
         self.send(seq, &mut routed, continues)?;
         self.routed = routed;
+        self.keys = keys;
         if self.causality.len() > MAX_CAUSALITY_KEYS {
             self.flush().await?;
         }
@@ -355,9 +363,13 @@ impl Dispatcher {
             if changes.is_empty() && !(must_send && worker == 0) {
                 continue;
             }
+            // Sized to fit: most units hold one or two changes, and `routed` keeps its
+            // allocation for the next transaction.
+            let mut fitted = VecDeque::with_capacity(changes.len());
+            fitted.extend(changes.drain(..));
             let unit = Unit {
                 seq,
-                changes: std::mem::take(changes),
+                changes: fitted,
                 continues,
             };
             self.workers[worker]
@@ -373,28 +385,17 @@ impl Dispatcher {
 
     /// Attaches the downstream table to a change and normalizes its values.
     async fn prepare(&mut self, commit_ts: i64, mut dml: Dml) -> Result<RowChange, LoaderError> {
-        let cached = self
-            .tables
-            .get(&*dml.database)
-            .and_then(|tables| tables.get(&*dml.table))
-            .cloned();
-        let table = match cached {
-            Some(table) => table,
-            None => {
-                let table = Arc::new(
-                    self.load_table(commit_ts, &dml.database, &dml.table)
-                        .await?,
-                );
-                if table.unique_keys.is_empty() {
-                    tracing::warn!(
-                        table = %sql::quote_table(&dml.database, &dml.table),
-                        "downstream table has no primary or unique key: updates and deletes match every column and may be slow"
-                    );
-                }
-                self.tables
-                    .entry(dml.database.clone())
-                    .or_default()
-                    .insert(dml.table.clone(), table.clone());
+        // Consecutive changes mostly share their table, and their names: comparing the names'
+        // pointers skips two hash lookups per change.
+        let table = match &self.last_table {
+            Some((database, name, table))
+                if Arc::ptr_eq(database, &dml.database) && Arc::ptr_eq(name, &dml.table) =>
+            {
+                table.clone()
+            }
+            _ => {
+                let table = self.table_of(commit_ts, &dml).await?;
+                self.last_table = Some((dml.database.clone(), dml.table.clone(), table.clone()));
                 table
             }
         };
@@ -404,6 +405,32 @@ impl Dispatcher {
             dml,
             table,
         })
+    }
+
+    /// The downstream table a change writes, from the cache or read from the server.
+    async fn table_of(&mut self, commit_ts: i64, dml: &Dml) -> Result<Arc<TableInfo>, LoaderError> {
+        if let Some(table) = self
+            .tables
+            .get(&*dml.database)
+            .and_then(|tables| tables.get(&*dml.table))
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(
+            self.load_table(commit_ts, &dml.database, &dml.table)
+                .await?,
+        );
+        if table.unique_keys.is_empty() {
+            tracing::warn!(
+                table = %sql::quote_table(&dml.database, &dml.table),
+                "downstream table has no primary or unique key: updates and deletes match every column and may be slow"
+            );
+        }
+        self.tables
+            .entry(dml.database.clone())
+            .or_default()
+            .insert(dml.table.clone(), table.clone());
+        Ok(table)
     }
 
     async fn load_table(
@@ -512,6 +539,7 @@ impl Dispatcher {
     /// Forgets cached metadata a DDL may have changed: the table's, or the whole database's
     /// for a database-level DDL.
     fn evict(&mut self, ddl: &Ddl) {
+        self.last_table = None;
         if ddl.table.is_empty() {
             self.tables.remove(ddl.database.as_str());
         } else if let Some(tables) = self.tables.get_mut(ddl.database.as_str()) {
