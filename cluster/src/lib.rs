@@ -3,8 +3,10 @@
 //!
 //! Pump, drainer, binlogctl and the operator all speak to the cluster through this crate, so the
 //! compatibility contract (keys, JSON, state strings, HTTP envelope, flag style) is written down
-//! once, here. It knows nothing of storage engines, downstreams or Kubernetes.
+//! once, here. It also holds what the binaries share in setting up a process (flags, logging,
+//! shutdown, allocator tuning). It knows nothing of storage engines, downstreams or Kubernetes.
 
+pub mod allocator;
 pub mod config_file;
 pub mod control;
 pub mod dir_lock;

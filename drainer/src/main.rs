@@ -14,21 +14,8 @@ use binlog_drainer::server;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (the Rust bindings lack it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// How long freed memory stays with the process before mimalloc returns it to the OS. With its
-/// default of 1 s, memory freed while rows were applied went back to the OS and was faulted in
-/// again, often as a 2 MiB transparent huge page zeroed on the spot: ~450 page faults a second
-/// and 8.7% of the drainer's CPU in `clear_page` during drainer-apply (12 a second with 10 s).
-const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
-
 fn main() -> ExitCode {
-    // SAFETY: sets one integer option of the allocator; mimalloc reads options atomically, so
-    // this is sound at any time, and nothing else is running yet.
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
-    }
+    binlog_cluster::allocator::delay_purging();
     let flags = Flags::from_env();
     if flags.version {
         print!("{}", version_text());
