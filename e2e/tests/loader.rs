@@ -1,14 +1,15 @@
 //! The MySQL loader against a real MariaDB: every column type and key shape lands as expected,
 //! conflicting changes end in the last writer's values, disabled dispatch keeps upstream
 //! transactions whole (also when pushed in parts), safe mode makes replays idempotent, DDL is a
-//! barrier with "already done" errors ignored and bad DDL stopping the loader, and a downstream
-//! crash loses nothing.
+//! barrier with "already done" errors ignored and bad DDL stopping the loader (and making it read
+//! the table again, also for changes matched to it by their shared names), and a downstream crash
+//! loses nothing.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 use std::time::Duration;
 
-use binlog_loader::{Ddl, Dml, DmlKind, Loader, LoaderConfig, LoaderError, Txn, TxnChange};
+use binlog_loader::{Ddl, Dml, DmlKind, Loader, LoaderConfig, LoaderError, Name, Txn, TxnChange};
 use e2e::MariaDb;
 use mysql_async::prelude::Queryable;
 use tidb_codec::ColumnValue;
@@ -812,6 +813,41 @@ async fn safe_mode_makes_replays_idempotent() {
     apply(&restarted, replay_txns().split_off(1)).await;
     assert_eq!(rows(), expected);
     restarted.close().await.unwrap();
+}
+
+/// Changes that share their names (as the drainer's do) are matched to their table by pointer;
+/// a DDL must still make the loader read the table again: here a generated column it must leave
+/// out of the next insert, or the downstream refuses the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_refreshes_the_table_of_changes_sharing_their_names() {
+    let db = MariaDb::start().unwrap();
+    let loader = Loader::connect(config(&db)).await.unwrap();
+    create_db(&loader, &["CREATE TABLE t (id INT PRIMARY KEY, v INT)"]).await;
+    let (database, table): (Name, Name) = (DB.into(), "t".into());
+    let (id, v, g): (Name, Name, Name) = ("id".into(), "v".into(), "g".into());
+    let shared = |values: Vec<(&Name, ColumnValue)>| Dml {
+        database: database.clone(),
+        table: table.clone(),
+        kind: DmlKind::Insert,
+        values: values.into_iter().map(|(n, v)| (n.clone(), v)).collect(),
+        old_values: Vec::new(),
+    };
+    apply(
+        &loader,
+        vec![
+            txn(10, vec![shared(vec![(&id, Int(1)), (&v, Int(10))])]),
+            ddl_txn(11, "t", "ALTER TABLE t ADD COLUMN g INT AS (v + 1) VIRTUAL"),
+            txn(
+                12,
+                vec![shared(vec![(&g, Int(-1)), (&id, Int(2)), (&v, Int(20))])],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        query(&db, "SELECT id, v, g FROM d.t ORDER BY id"),
+        "1\t10\t11\n2\t20\t21\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
