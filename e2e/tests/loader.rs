@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use binlog_loader::{Ddl, Dml, DmlKind, Loader, LoaderConfig, LoaderError, Name, Txn, TxnChange};
+use binlog_loader::{
+    Ddl, Dml, DmlKind, Loader, LoaderConfig, LoaderError, Name, Row, Txn, TxnChange,
+};
 use e2e::MariaDb;
 use mysql_async::prelude::Queryable;
 use tidb_codec::ColumnValue;
@@ -21,7 +23,7 @@ use ColumnValue::{Int, Null, Text};
 
 const DB: &str = "d";
 
-fn row(values: &[(&str, ColumnValue)]) -> binlog_loader::Row {
+fn row(values: &[(&str, ColumnValue)]) -> Row {
     values
         .iter()
         .map(|(name, value)| ((*name).into(), value.clone()))
@@ -830,7 +832,7 @@ async fn a_ddl_refreshes_the_table_of_changes_sharing_their_names() {
         table: table.clone(),
         kind: DmlKind::Insert,
         values: values.into_iter().map(|(n, v)| (n.clone(), v)).collect(),
-        old_values: Vec::new(),
+        old_values: Row::default(),
     };
     apply(
         &loader,

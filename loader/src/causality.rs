@@ -17,8 +17,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use tidb_codec::ColumnValue;
 
-use crate::table_info::{TableInfo, value_of};
-use crate::txn::{Dml, DmlKind, Name};
+use crate::table_info::TableInfo;
+use crate::txn::{Dml, DmlKind, Row};
 
 /// What [`Causality::add`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn route(key: u64, workers: usize) -> usize {
 /// (emptied first: the dispatcher reuses one buffer for every change).
 pub fn conflict_keys(dml: &Dml, table: &TableInfo, keys: &mut Vec<u64>) {
     keys.clear();
-    let rows: &[&[(Name, ColumnValue)]] = if dml.kind == DmlKind::Update {
+    let rows: &[&Row] = if dml.kind == DmlKind::Update {
         &[&dml.values, &dml.old_values]
     } else {
         &[&dml.values]
@@ -149,7 +149,7 @@ pub fn conflict_keys(dml: &Dml, table: &TableInfo, keys: &mut Vec<u64>) {
         'key: for key in &table.unique_keys {
             let mut hasher = table_hasher(dml);
             for column in &key.columns {
-                match value_of(row, column) {
+                match row.get(column) {
                     Some(value) if *value != ColumnValue::Null => {
                         hash_name(&mut hasher, column);
                         hash_value(&mut hasher, value);
@@ -328,9 +328,7 @@ mod tests {
         old: &[(&str, ColumnValue)],
     ) -> Dml {
         let row = |r: &[(&str, ColumnValue)]| {
-            r.iter()
-                .map(|(n, v)| (Name::from(*n), v.clone()))
-                .collect::<Vec<_>>()
+            Row::from_iter(r.iter().map(|(n, v)| ((*n).into(), v.clone())))
         };
         Dml {
             database: "db".into(),

@@ -5,7 +5,7 @@
 //! [`Txn`]s, pushes them into a [`Loader`] and learns from [`Loader::applied`] how many of them
 //! are committed downstream, in push order.
 //!
-//! Modules: [`txn`] (the input model), [`config`], [`sql`] (statement forms, pure),
+//! Modules: [`txn`] (the input model) and its [`row`], [`config`], [`sql`] (statement forms, pure),
 //! [`table_info`] (downstream keys), [`causality`] (conflict detection, pure), [`ddl`] (DDL text
 //! facts and ignorable errors), [`status`], [`error`], [`bulk`] (a plain bulk loader, the
 //! benchmark baseline); internally the dispatcher, the workers and session setup.
@@ -17,6 +17,7 @@ pub mod ddl;
 mod dispatcher;
 pub mod error;
 mod loader;
+pub mod row;
 mod session;
 pub mod sql;
 pub mod status;
@@ -28,4 +29,4 @@ pub use config::{DownstreamTls, LoaderConfig};
 pub use error::LoaderError;
 pub use loader::Loader;
 pub use status::{AppliedPosition, LoaderStatus, RetryingState};
-pub use txn::{Ddl, Dml, DmlKind, Name, Row, Txn, TxnChange};
+pub use txn::{Columns, Ddl, Dml, DmlKind, Name, Row, Txn, TxnChange};

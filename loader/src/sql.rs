@@ -13,7 +13,7 @@ use mysql_async::Value;
 use tidb_codec::ColumnValue;
 
 use crate::table_info::TableInfo;
-use crate::txn::{Dml, DmlKind, Name};
+use crate::txn::{Dml, DmlKind, Name, Row};
 
 /// The most placeholders one prepared statement may carry (the protocol's 16-bit count).
 pub const MAX_PLACEHOLDERS: usize = u16::MAX as usize;
@@ -104,15 +104,12 @@ pub fn to_param(value: &ColumnValue) -> Value {
 /// by column name.
 pub fn normalize(dml: &mut Dml, table: &TableInfo) {
     for row in [&mut dml.values, &mut dml.old_values] {
-        if !table.generated.is_empty() {
-            row.retain(|(name, _)| !table.is_generated(name));
-        }
-        row.sort_by(|a, b| a.0.cmp(&b.0));
+        row.retain_sorted(|name| !table.is_generated(name));
     }
 }
 
-fn push_column_list(sql: &mut String, row: &[(Name, ColumnValue)]) {
-    for (i, (name, _)) in row.iter().enumerate() {
+fn push_column_list(sql: &mut String, row: &Row) {
+    for (i, name) in row.columns().iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
@@ -160,7 +157,7 @@ pub fn insert_rows(rows: &[&Dml], replace: bool) -> Statement {
             sql.push(',');
         }
         sql.push_str(&one_row);
-        params.extend(row.values.iter().map(|(_, value)| to_param(value)));
+        params.extend(row.values.values().iter().map(to_param));
     }
     Statement { sql, params }
 }
@@ -172,12 +169,7 @@ pub fn insert(dml: &Dml, replace: bool) -> Statement {
 
 /// Appends ` WHERE …` identifying `row` (§4.2): the first unique key whose values are all
 /// non-NULL, else every column of the row with `IS NULL` for NULLs.
-fn push_where(
-    row: &[(Name, ColumnValue)],
-    table: &TableInfo,
-    sql: &mut String,
-    params: &mut Vec<Value>,
-) {
+fn push_where(row: &Row, table: &TableInfo, sql: &mut String, params: &mut Vec<Value>) {
     sql.push_str(" WHERE ");
     let conditions: Vec<(&str, &ColumnValue)> = match table.first_usable_key(row) {
         Some((key, values)) => key.columns.iter().map(String::as_str).zip(values).collect(),
@@ -216,7 +208,7 @@ pub fn update(dml: &Dml, table: &TableInfo) -> Statement {
 }
 
 /// `DELETE FROM t WHERE <row> LIMIT 1` for `row`.
-fn delete_row(dml: &Dml, row: &[(Name, ColumnValue)], table: &TableInfo) -> Statement {
+fn delete_row(dml: &Dml, row: &Row, table: &TableInfo) -> Statement {
     let mut sql = format!("DELETE FROM {}", quote_table(&dml.database, &dml.table));
     let mut params = Vec::new();
     push_where(row, table, &mut sql, &mut params);
@@ -248,12 +240,7 @@ fn same_insert_shape(first: &Dml, next: &Dml) -> bool {
     next.kind == DmlKind::Insert
         && same(&next.table, &first.table)
         && same(&next.database, &first.database)
-        && next.values.len() == first.values.len()
-        && next
-            .values
-            .iter()
-            .zip(&first.values)
-            .all(|((a, _), (b, _))| same(a, b))
+        && next.values.same_columns(&first.values)
 }
 
 /// The statements that apply `changes`. Normal mode: INSERT / UPDATE / DELETE. Safe mode
@@ -361,11 +348,12 @@ mod tests {
         })
     }
 
-    fn row(values: &[(&str, ColumnValue)]) -> Vec<(Name, ColumnValue)> {
-        values
-            .iter()
-            .map(|(name, value)| (Name::from(*name), value.clone()))
-            .collect()
+    fn row(values: &[(&str, ColumnValue)]) -> Row {
+        Row::from_iter(
+            values
+                .iter()
+                .map(|(name, value)| (Name::from(*name), value.clone())),
+        )
     }
 
     fn change(
@@ -552,9 +540,7 @@ mod tests {
     #[test]
     fn multi_row_statements_respect_the_placeholder_limit() {
         let info = table(&[("PRIMARY", &["id"])]);
-        let columns: Vec<(Name, ColumnValue)> = (0..1000)
-            .map(|i| (format!("c{i:04}").into(), Int(i)))
-            .collect();
+        let columns = Row::from_iter((0..1000).map(|i| (format!("c{i:04}").into(), Int(i))));
         let chunk: Vec<RowChange> = (0..200)
             .map(|_| RowChange {
                 commit_ts: 1,
@@ -563,7 +549,7 @@ mod tests {
                     table: "t".into(),
                     kind: DmlKind::Insert,
                     values: columns.clone(),
-                    old_values: Vec::new(),
+                    old_values: Row::default(),
                 },
                 table: info.clone(),
             })

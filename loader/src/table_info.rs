@@ -3,11 +3,11 @@
 //!
 //! [`TableInfo::from_schema_rows`] is the pure part; [`load`] runs the two queries.
 
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
 use tidb_codec::ColumnValue;
 
-use crate::txn::Name;
+use crate::row::Row;
 
 /// A downstream unique key (the primary key or a unique index) and its columns in index order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl TableInfo {
     /// key order.
     pub fn first_usable_key<'a>(
         &'a self,
-        row: &'a [(Name, ColumnValue)],
+        row: &'a Row,
     ) -> Option<(&'a UniqueKey, Vec<&'a ColumnValue>)> {
         self.usable_keys(row).next()
     }
@@ -95,24 +95,17 @@ impl TableInfo {
     /// Every unique key whose columns all have non-NULL values in `row`, with those values.
     pub fn usable_keys<'a>(
         &'a self,
-        row: &'a [(Name, ColumnValue)],
+        row: &'a Row,
     ) -> impl Iterator<Item = (&'a UniqueKey, Vec<&'a ColumnValue>)> + 'a {
         self.unique_keys.iter().filter_map(move |key| {
             let values: Option<Vec<&ColumnValue>> = key
                 .columns
                 .iter()
-                .map(|column| value_of(row, column).filter(|v| **v != ColumnValue::Null))
+                .map(|column| row.get(column).filter(|v| **v != ColumnValue::Null))
                 .collect();
             values.map(|values| (key, values))
         })
     }
-}
-
-/// The value of `column` in `row` (names compare case-insensitively).
-pub fn value_of<'a>(row: &'a [(Name, ColumnValue)], column: &str) -> Option<&'a ColumnValue> {
-    row.iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(column))
-        .map(|(_, value)| value)
 }
 
 /// MySQL says `VIRTUAL GENERATED`/`STORED GENERATED`, MariaDB also `VIRTUAL`/`PERSISTENT`;
@@ -141,14 +134,14 @@ impl From<mysql_async::Error> for LoadError {
 
 /// Reads the view of `database`.`table` from the downstream.
 pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, LoadError> {
-    let column_rows: Vec<Row> = conn
+    let column_rows: Vec<mysql_async::Row> = conn
         .exec(
             "SELECT COLUMN_NAME, EXTRA FROM information_schema.columns \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (database, table),
         )
         .await?;
-    let index_rows: Vec<Row> = conn
+    let index_rows: Vec<mysql_async::Row> = conn
         .exec(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.statistics \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
@@ -217,14 +210,14 @@ mod tests {
             vec![(s("a"), s("")), (s("b"), s(""))],
             vec![(s("u_a"), Some(s("a"))), (s("u_b"), Some(s("b")))],
         );
-        let row: Vec<(Name, _)> = vec![
+        let row = Row::from_iter([
             ("A".into(), ColumnValue::Null),
             ("b".into(), ColumnValue::Int(7)),
-        ];
+        ]);
         let (key, values) = info.first_usable_key(&row).unwrap();
         assert_eq!(key.name, "u_b");
         assert_eq!(values, [&ColumnValue::Int(7)]);
-        let all_null: Vec<(Name, _)> = vec![("a".into(), ColumnValue::Null)];
+        let all_null = Row::from_iter([("a".into(), ColumnValue::Null)]);
         assert!(info.first_usable_key(&all_null).is_none());
     }
 }

@@ -9,8 +9,7 @@ use tidb_codec::json::Json;
 /// names, so a change costs no allocation per value for them.
 pub type Name = Arc<str>;
 
-/// A row's values by column name.
-pub type Row = Vec<(Name, ColumnValue)>;
+pub use crate::row::{Columns, Row};
 
 /// One upstream transaction, identified by its commit ts.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,10 +55,9 @@ pub struct Ddl {
 
 /// The smallest heap allocation, with the allocator's header (glibc: 32 bytes).
 const MIN_ALLOCATION: usize = 32;
-/// Fixed per-value cost in the size estimate: the (name, value) pair itself (names are shared).
-/// Rows are mostly such overhead, so the budget must count it or it bounds a fraction of the
-/// real memory.
-const VALUE_OVERHEAD: usize = size_of::<(Name, ColumnValue)>();
+/// Fixed per-value cost in the size estimate: the value itself (names are shared). Rows are
+/// mostly such overhead, so the budget must count it or it bounds a fraction of the real memory.
+const VALUE_OVERHEAD: usize = size_of::<ColumnValue>();
 /// Fixed per-row-change cost in the size estimate: the change as the loader holds it until it
 /// is applied (with its table), plus the allocations of its two rows.
 const DML_OVERHEAD: usize = size_of::<crate::sql::RowChange>() + 2 * MIN_ALLOCATION;
@@ -80,9 +78,7 @@ impl Txn {
 impl Dml {
     /// An estimate of the memory this row change holds (see [`Txn::approx_bytes`]).
     pub fn approx_bytes(&self) -> usize {
-        let values = |row: &[(Name, ColumnValue)]| -> usize {
-            row.iter().map(|(_, value)| value_bytes(value)).sum()
-        };
+        let values = |row: &Row| -> usize { row.values().iter().map(value_bytes).sum() };
         DML_OVERHEAD + values(&self.values) + values(&self.old_values)
     }
 }
@@ -124,8 +120,8 @@ mod tests {
             database: "db".into(),
             table: "t".into(),
             kind: DmlKind::Insert,
-            values: vec![("c".into(), ColumnValue::Text(text.into()))],
-            old_values: Vec::new(),
+            values: Row::from_iter([("c".into(), ColumnValue::Text(text.into()))]),
+            old_values: Row::default(),
         };
         let small = Txn {
             commit_ts: 1,
@@ -139,13 +135,13 @@ mod tests {
         assert!(big.approx_bytes() > 10_000);
         assert!(big.approx_bytes() < 11_000);
         let shared_names = |n: usize| Dml {
-            values: vec![("c".into(), ColumnValue::Int(1)); n],
+            values: Row::from_iter(vec![("c".into(), ColumnValue::Int(1)); n]),
             ..dml("")
         };
         assert!(
             shared_names(10).approx_bytes() - shared_names(0).approx_bytes()
-                == 10 * size_of::<(Name, ColumnValue)>(),
-            "a value costs its pair, not a name allocation"
+                == 10 * size_of::<ColumnValue>(),
+            "a value costs itself, not a name"
         );
     }
 }

@@ -399,7 +399,7 @@ mod tests {
     use crate::config::LoaderConfig;
     use crate::session::{Role, Sessions};
     use crate::table_info::TableInfo;
-    use crate::txn::{Dml, DmlKind};
+    use crate::txn::{Dml, DmlKind, Row};
 
     fn worker(batch_size: Option<usize>) -> Worker {
         let sessions = Arc::new(Sessions::new(&LoaderConfig::new("127.0.0.1", 1, "u", "")));
@@ -419,8 +419,8 @@ mod tests {
                 database: "d".into(),
                 table: "t".into(),
                 kind: DmlKind::Insert,
-                values: Vec::new(),
-                old_values: Vec::new(),
+                values: Row::default(),
+                old_values: Row::default(),
             },
             table: Arc::new(TableInfo::default()),
         };
@@ -449,7 +449,8 @@ mod tests {
         for (n, (change, (name, info))) in unit.changes.iter_mut().zip(tables).enumerate() {
             change.dml.table = (*name).into();
             change.table = Arc::clone(info);
-            change.dml.values = vec![("n".into(), tidb_codec::ColumnValue::Int(n as i64))];
+            change.dml.values =
+                Row::from_iter([("n".into(), tidb_codec::ColumnValue::Int(n as i64))]);
         }
         unit
     }
@@ -457,7 +458,14 @@ mod tests {
     fn described(chunk: &[RowChange]) -> Vec<String> {
         chunk
             .iter()
-            .map(|c| format!("{}{}#{:?}", c.dml.table, c.commit_ts, c.dml.values[0].1))
+            .map(|c| {
+                format!(
+                    "{}{}#{:?}",
+                    c.dml.table,
+                    c.commit_ts,
+                    c.dml.values.values()[0]
+                )
+            })
             .collect()
     }
 

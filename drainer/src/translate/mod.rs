@@ -46,6 +46,8 @@ pub enum TranslateError {
 pub enum RowError {
     #[error("row data does not decode: {0}")]
     Codec(#[from] CodecError),
+    #[error("the translated row is inconsistent: {0}")]
+    Columns(#[from] binlog_loader::row::ColumnCountMismatch),
     #[error("the sequence names {kind} row #{index}, but the mutation has only {available}")]
     SequenceOverrun {
         kind: &'static str,

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use binlog_loader::{Dml, DmlKind, Name, Row};
+use binlog_loader::{Columns, Dml, DmlKind, Name, Row};
 use binlog_proto::binlog::{PrewriteValue, TableMutation};
 use tidb_codec::mutation::DecodedRow;
 use tidb_codec::value::missing_column_value;
@@ -86,7 +86,7 @@ impl<'a> DmlSlices<'a> {
                 continue;
             };
             let event = event.map_err(row_error)?;
-            let dml = to_dml(names, table, event).map_err(|e| row_error(e.into()))?;
+            let dml = to_dml(names, table, event).map_err(row_error)?;
             bytes = bytes.saturating_add(dml.approx_bytes());
             slice.push(dml);
         }
@@ -102,53 +102,79 @@ struct Change<'a> {
 }
 
 /// The names a table's row changes share: its database's, its own, and its columns' in name
-/// order (the loader sorts a change's values by column name, which costs almost nothing when
-/// they come sorted), each column with its position in the table definition.
+/// order (the loader wants a change's values by column name, which costs nothing when they come
+/// sorted), each column with its position in the table definition and whether it is writable;
+/// and the two column lists rows share: the writable columns (inserts, updates) and every
+/// column (deletes).
 #[derive(Debug)]
 struct TableNames {
     database: Name,
     table: Name,
-    columns: Vec<(usize, Name)>,
+    columns: Vec<NamedColumn>,
+    writable: Columns,
+    all: Columns,
+}
+
+#[derive(Debug)]
+struct NamedColumn {
+    position: usize,
+    name: Name,
+    writable: bool,
 }
 
 impl TableNames {
     fn new(database: &str, table: &TableInfo) -> TableNames {
-        let mut columns: Vec<(usize, Name)> = table
+        let mut columns: Vec<NamedColumn> = table
             .cols
             .iter()
             .enumerate()
-            .map(|(position, col)| (position, Name::from(col.name.o.as_str())))
+            .map(|(position, col)| NamedColumn {
+                position,
+                name: Name::from(col.name.o.as_str()),
+                writable: writable(col),
+            })
             .collect();
-        columns.sort_by(|a, b| a.1.cmp(&b.1));
+        columns.sort_by(|a, b| a.name.cmp(&b.name));
+        let list = |writable_only: bool| -> Columns {
+            columns
+                .iter()
+                .filter(|c| c.writable || !writable_only)
+                .map(|c| c.name.clone())
+                .collect()
+        };
         TableNames {
             database: database.into(),
             table: table.name.o.as_str().into(),
+            writable: list(true),
+            all: list(false),
             columns,
         }
     }
 
-    /// Whether these are still the names of `table` in `database` (a DDL may have renamed or
-    /// reshaped it since).
+    /// Whether these are still the names of `table` in `database` (a DDL may have renamed,
+    /// reshaped it or changed a column's state since).
     fn describe(&self, database: &str, table: &TableInfo) -> bool {
         *self.database == *database
             && *self.table == *table.name.o
             && self.columns.len() == table.cols.len()
-            && self.columns.iter().all(|(position, name)| {
-                table
-                    .cols
-                    .get(*position)
-                    .is_some_and(|c| *c.name.o == **name)
+            && self.columns.iter().all(|named| {
+                table.cols.get(named.position).is_some_and(|col| {
+                    *col.name.o == *named.name && writable(col) == named.writable
+                })
             })
     }
 
-    /// The table's columns in name order, each with its shared name.
+    /// The table's columns in name order (only writable ones when `writable_only`), each with
+    /// its shared name.
     fn columns<'t>(
         &'t self,
         table: &'t TableInfo,
+        writable_only: bool,
     ) -> impl Iterator<Item = (&'t ColumnInfo, &'t Name)> {
         self.columns
             .iter()
-            .filter_map(|(position, name)| table.cols.get(*position).map(|col| (col, name)))
+            .filter(move |named| named.writable || !writable_only)
+            .filter_map(|named| table.cols.get(named.position).map(|col| (col, &named.name)))
     }
 }
 
@@ -179,23 +205,23 @@ impl NameCache {
 }
 
 /// One row event as the loader's row change.
-fn to_dml(
-    names: &TableNames,
-    table: &TableInfo,
-    event: RowEvent,
-) -> Result<Dml, tidb_codec::CodecError> {
+fn to_dml(names: &TableNames, table: &TableInfo, event: RowEvent) -> Result<Dml, RowError> {
     let (kind, values, old_values) = match event {
         RowEvent::Insert(row) => (
             DmlKind::Insert,
             insert_values(names, table, row)?,
-            Vec::new(),
+            Row::default(),
         ),
         RowEvent::Update { old, new } => (
             DmlKind::Update,
-            named(names, table, new, true),
-            named(names, table, old, true),
+            named(names, table, new, true)?,
+            named(names, table, old, true)?,
         ),
-        RowEvent::Delete(row) => (DmlKind::Delete, named(names, table, row, false), Vec::new()),
+        RowEvent::Delete(row) => (
+            DmlKind::Delete,
+            named(names, table, row, false)?,
+            Row::default(),
+        ),
     };
     Ok(Dml {
         database: names.database.clone(),
@@ -212,42 +238,55 @@ fn writable(col: &ColumnInfo) -> bool {
 
 /// Every writable column of an inserted row; a column the row lacks gets its default (or NULL,
 /// or its type's zero value), as TiDB would have stored it. Values move out of the decoded row.
-fn insert_values(
+fn insert_values(names: &TableNames, table: &TableInfo, row: DecodedRow) -> Result<Row, RowError> {
+    let mut decoded = row.values;
+    let mut values = Vec::with_capacity(names.writable.len());
+    for (col, _) in names.columns(table, true) {
+        values.push(match decoded.take(col.id) {
+            Some(value) => value,
+            None => missing_column_value(col)?,
+        });
+    }
+    Ok(Row::new(names.writable.clone(), values)?)
+}
+
+/// The decoded columns by name (only writable ones when `writable_only`). A row with every
+/// column (TiDB writes them all) shares the table's list.
+fn named(
     names: &TableNames,
     table: &TableInfo,
     row: DecodedRow,
-) -> Result<Row, tidb_codec::CodecError> {
-    let mut values = row.values;
-    let mut out = Vec::with_capacity(names.columns.len());
-    for (col, name) in names.columns(table).filter(|(col, _)| writable(col)) {
-        let value = match values.take(col.id) {
-            Some(value) => value,
-            None => missing_column_value(col)?,
-        };
-        out.push((name.clone(), value));
-    }
-    Ok(out)
-}
-
-/// The decoded columns by name (only writable ones when `writable_only`).
-fn named(names: &TableNames, table: &TableInfo, row: DecodedRow, writable_only: bool) -> Row {
-    let mut values = row.values;
-    let mut out = Vec::with_capacity(values.len());
-    for (col, name) in names.columns(table) {
-        if writable_only && !writable(col) {
-            continue;
-        }
-        if let Some(value) = values.take(col.id) {
-            out.push((name.clone(), value));
+    writable_only: bool,
+) -> Result<Row, RowError> {
+    let shared = if writable_only {
+        &names.writable
+    } else {
+        &names.all
+    };
+    let mut decoded = row.values;
+    let mut values = Vec::with_capacity(shared.len());
+    // The names of the values so far, once a column turned out to be missing.
+    let mut present: Option<Vec<Name>> = None;
+    for (i, (col, name)) in names.columns(table, writable_only).enumerate() {
+        match decoded.take(col.id) {
+            Some(value) => {
+                values.push(value);
+                if let Some(present) = &mut present {
+                    present.push(name.clone());
+                }
+            }
+            None if present.is_none() => present = Some(shared[..i].to_vec()),
+            None => {}
         }
     }
-    out
+    let columns = present.map_or_else(|| shared.clone(), Columns::from);
+    Ok(Row::new(columns, values)?)
 }
 
 #[cfg(test)]
 mod tests {
     use binlog_loader::{DmlKind, Row};
-    use tidb_codec::ColumnValue;
+    use tidb_codec::{ColumnValue, mutation};
 
     use binlog_loader::Dml;
     use binlog_proto::binlog::PrewriteValue;
@@ -271,10 +310,7 @@ mod tests {
     }
 
     fn named(pairs: &[(&str, ColumnValue)]) -> Row {
-        pairs
-            .iter()
-            .map(|(n, v)| ((*n).into(), v.clone()))
-            .collect()
+        Row::from_iter(pairs.iter().map(|(n, v)| ((*n).into(), v.clone())))
     }
 
     #[test]
@@ -297,12 +333,35 @@ mod tests {
                 ("qty", ColumnValue::Int(7))
             ])
         );
-        assert_eq!(changes[1].old_values[1], ("note".into(), ColumnValue::Null));
+        assert_eq!(changes[1].old_values.get("note"), Some(&ColumnValue::Null));
         assert_eq!(
-            changes[1].values[1],
-            ("note".into(), ColumnValue::Text("x".into()))
+            changes[1].values.get("note"),
+            Some(&ColumnValue::Text("x".into()))
         );
-        assert_eq!(changes[2].values[0], ("id".into(), ColumnValue::Int(2)));
+        assert_eq!(changes[2].values.get("id"), Some(&ColumnValue::Int(2)));
+        assert!(
+            changes[0].values.same_columns(&changes[1].values),
+            "an update of every column names the columns an insert does"
+        );
+    }
+
+    #[test]
+    fn a_row_lacking_a_column_names_only_the_columns_it_has() {
+        let (catalog, table) = orders();
+        let mut value = prewrite(&table);
+        value.mutations[0].deleted_rows[0] = mutation::encode_delete(
+            &table,
+            &[(1, ColumnValue::Int(2)), (3, ColumnValue::Int(5))],
+            None,
+        )
+        .unwrap()
+        .into();
+        let changes = dmls(100, &mut value, &catalog, |_, _| true).unwrap();
+        assert_eq!(
+            changes[2].values,
+            named(&[("id", ColumnValue::Int(2)), ("qty", ColumnValue::Int(5))])
+        );
+        assert!(changes[0].values.same_columns(&changes[1].values));
     }
 
     #[test]
