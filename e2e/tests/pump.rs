@@ -808,3 +808,57 @@ async fn a_pull_stream_the_client_drops_ends_on_the_pump() {
         "the stream of the closed connection ended"
     );
 }
+
+/// A gRPC client ends its request stream with a frame of its own behind the message, which may
+/// reach the pump after the binlog is stored. The pump answers only once the stream ended:
+/// answering first made h2 reset the stream, the late frame then counted as a locally reset
+/// stream, and after 1024 of them h2 closed the connection ("too_many_internal_resets"), failing
+/// every write in flight on it. Here the end comes 300 ms after the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_answered_after_its_request_ends_so_the_stream_is_never_reset() {
+    use prost::Message;
+
+    let world = world().await;
+    let pump = start_pump(&world, "pump-e", &[]);
+    let tcp = tokio::net::TcpStream::connect(&pump.addr).await.unwrap();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::post(format!("http://{}/binlog.Pump/WriteBinlog", pump.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut stream) = send.send_request(request, false).unwrap();
+    let binlog = binlog_proto::binlog::Binlog {
+        tp: BinlogType::Prewrite as i32,
+        start_ts: world.pd.get_ts().await.unwrap(),
+        prewrite_key: Some(b"pk".to_vec()),
+        prewrite_value: Some(b"v".to_vec().into()),
+        ..Default::default()
+    };
+    let message = binlog_proto::binlog::WriteBinlogReq {
+        cluster_id: world.pd.cluster_id(),
+        payload: binlog.encode_to_vec(),
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(&message);
+    stream.send_data(framed.into(), false).unwrap();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+        .send_data(bytes::Bytes::new(), true)
+        .expect("the pump has not reset the stream before its end");
+    let (head, mut body) = response.await.unwrap().into_parts();
+    assert_eq!(head.status, 200);
+    let mut answer = Vec::new();
+    while let Some(chunk) = body.data().await {
+        answer.extend_from_slice(&chunk.unwrap());
+    }
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "0", "{trailers:?}");
+    let reply = binlog_proto::binlog::WriteBinlogResp::decode(&answer[5..]).unwrap();
+    assert_eq!(reply.errmsg, "");
+}

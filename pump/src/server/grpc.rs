@@ -53,16 +53,20 @@ impl Method {
     }
 }
 
-/// Reads and decodes the one request message of a call.
+/// Reads and decodes the one request message of a call from `body`.
 async fn read_request<M: Message + Default>(
-    request: http::Request<RecvStream>,
+    request: &http::Request<()>,
+    body: &mut RecvStream,
     limit: usize,
 ) -> Result<M, Status> {
     let encoding = Encoding::of_request(request.headers())?;
-    let mut body = request.into_body();
-    let message = grpc_wire::read_message(&mut body, limit, encoding).await?;
+    let message = grpc_wire::read_message(body, limit, encoding).await?;
     M::decode(message).map_err(|err| Status::internal(err.to_string()))
 }
+
+/// How long a write's answer waits for the client to end its request stream once the binlog is
+/// stored: a gRPC client ends it right behind the message, so this only bounds a broken one.
+const REQUEST_END_WAIT: Duration = Duration::from_secs(1);
 
 /// `WriteBinlog` on its stream. It runs in the connection's own task: see [`super::connection`].
 pub(super) async fn write_binlog_on_stream(
@@ -70,8 +74,15 @@ pub(super) async fn write_binlog_on_stream(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
-    let outcome = match read_request(request, shared.config.max_message_size).await {
-        Ok(request) => write_binlog(&shared, request).await,
+    let (head, mut body) = request.into_parts();
+    let head = http::Request::from_parts(head, ());
+    let outcome = match read_request(&head, &mut body, shared.config.max_message_size).await {
+        Ok(request) => {
+            // The stream's end is awaited while the binlog is stored, so it costs no time.
+            let end = tokio::time::timeout(REQUEST_END_WAIT, grpc_wire::read_to_end(&mut body));
+            let (outcome, _) = tokio::join!(write_binlog(&shared, request), end);
+            outcome
+        }
         Err(status) => Err(status),
     };
     grpc_wire::answer(&mut respond, outcome);
@@ -121,7 +132,9 @@ pub(super) async fn pull_binlogs_on_stream(
     mut respond: SendResponse<Bytes>,
 ) {
     let gzip = grpc_wire::accepts_gzip(request.headers());
-    let started = match read_request(request, shared.config.max_message_size).await {
+    let (head, mut body) = request.into_parts();
+    let head = http::Request::from_parts(head, ());
+    let started = match read_request(&head, &mut body, shared.config.max_message_size).await {
         Ok(request) => start_pull(&shared, &request),
         Err(status) => Err(status),
     };

@@ -76,6 +76,22 @@ pub(super) async fn read_message(
     }
 }
 
+/// Reads what is left of a request body after its message, until the client ends the stream
+/// (an empty DATA frame, usually right behind the message), freeing its window as it goes.
+/// Answering first makes h2 reset the stream; a client frame arriving for it later counts as a
+/// locally reset stream, and h2 closes a connection that had 1024 of them with
+/// `ENHANCE_YOUR_CALM` ("too_many_internal_resets"): busy writers lost their connection.
+pub(super) async fn read_to_end(body: &mut RecvStream) {
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(chunk) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 async fn read_framed(body: &mut RecvStream, limit: usize) -> Result<(bool, Bytes), Status> {
     let mut buffered = BytesMut::new();
     while let Some(chunk) = body.data().await {
