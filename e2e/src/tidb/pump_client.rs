@@ -560,7 +560,7 @@ impl Shared {
                 ),
             }),
             Ok(Err(status)) => Err(WriteError {
-                code: status.code(),
+                code: transport_code(&status),
                 message: status_text(&status),
             }),
             Ok(Ok(response)) => {
@@ -586,6 +586,17 @@ impl Shared {
         }
         let available = self.pumps().available().to_vec();
         tracing::info!(pump = %id, ?change, ?available, "pump set changed");
+    }
+}
+
+/// The code TiDB's client (grpc-go) would see. tonic reports an HTTP/2 connection closed with
+/// `ENHANCE_YOUR_CALM` as `ResourceExhausted`, the code a pump answers a too-large binlog with,
+/// which is never retried; grpc-go reports a lost connection as `Unavailable`, which is.
+fn transport_code(status: &tonic::Status) -> tonic::Code {
+    let from_transport = std::error::Error::source(status).is_some();
+    match status.code() {
+        tonic::Code::ResourceExhausted if from_transport => tonic::Code::Unavailable,
+        code => code,
     }
 }
 
@@ -680,5 +691,20 @@ async fn probe_loop(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_the_pump_closed_is_retried_but_a_refused_message_is_not() {
+        let calm =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::ENHANCE_YOUR_CALM)));
+        assert_eq!(calm.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(transport_code(&calm), tonic::Code::Unavailable);
+        let refused = tonic::Status::resource_exhausted("grpc: received message larger than max");
+        assert_eq!(transport_code(&refused), tonic::Code::ResourceExhausted);
     }
 }
