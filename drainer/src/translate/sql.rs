@@ -115,6 +115,8 @@ struct TableNames {
     all: Columns,
 }
 
+/// A column of [`TableNames`]: where it is in the table definition, its shared name, and whether
+/// inserts and updates write it.
 #[derive(Debug)]
 struct NamedColumn {
     position: usize,
@@ -151,8 +153,8 @@ impl TableNames {
         }
     }
 
-    /// Whether these are still the names of `table` in `database` (a DDL may have renamed,
-    /// reshaped it or changed a column's state since).
+    /// Whether these are still the names of `table` in `database` (a DDL may have renamed or
+    /// reshaped it, or changed a column's state, since).
     fn describe(&self, database: &str, table: &TableInfo) -> bool {
         *self.database == *database
             && *self.table == *table.name.o
