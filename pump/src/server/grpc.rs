@@ -55,11 +55,11 @@ impl Method {
 
 /// Reads and decodes the one request message of a call from `body`.
 async fn read_request<M: Message + Default>(
-    request: &http::Request<()>,
+    headers: &http::HeaderMap,
     body: &mut RecvStream,
     limit: usize,
 ) -> Result<M, Status> {
-    let encoding = Encoding::of_request(request.headers())?;
+    let encoding = Encoding::of_request(headers)?;
     let message = grpc_wire::read_message(body, limit, encoding).await?;
     M::decode(message).map_err(|err| Status::internal(err.to_string()))
 }
@@ -75,8 +75,8 @@ pub(super) async fn write_binlog_on_stream(
     mut respond: SendResponse<Bytes>,
 ) {
     let (head, mut body) = request.into_parts();
-    let head = http::Request::from_parts(head, ());
-    let outcome = match read_request(&head, &mut body, shared.config.max_message_size).await {
+    let limit = shared.config.max_message_size;
+    let outcome = match read_request(&head.headers, &mut body, limit).await {
         Ok(request) => {
             // The stream's end is awaited while the binlog is stored, so it costs no time.
             let end = tokio::time::timeout(REQUEST_END_WAIT, grpc_wire::read_to_end(&mut body));
@@ -131,10 +131,10 @@ pub(super) async fn pull_binlogs_on_stream(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
-    let gzip = grpc_wire::accepts_gzip(request.headers());
     let (head, mut body) = request.into_parts();
-    let head = http::Request::from_parts(head, ());
-    let started = match read_request(&head, &mut body, shared.config.max_message_size).await {
+    let gzip = grpc_wire::accepts_gzip(&head.headers);
+    let limit = shared.config.max_message_size;
+    let started = match read_request(&head.headers, &mut body, limit).await {
         Ok(request) => start_pull(&shared, &request),
         Err(status) => Err(status),
     };
