@@ -33,12 +33,17 @@ async fn http(method: &'static str, url: &str) -> (u16, serde_json::Value) {
     )
 }
 
-/// A GET over HTTP/2 with prior knowledge: the HTTP API answers on either protocol.
-async fn http2_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+/// An HTTP/2 connection with prior knowledge to `addr`, ready for a request.
+async fn http2_connect(addr: &str) -> h2::client::SendRequest<bytes::Bytes> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (send, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
-    let mut send = send.ready().await.unwrap();
+    send.ready().await.unwrap()
+}
+
+/// A GET over HTTP/2 with prior knowledge: the HTTP API answers on either protocol.
+async fn http2_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut send = http2_connect(addr).await;
     let request = http::Request::get(format!("http://{addr}{path}"))
         .body(())
         .unwrap();
@@ -820,10 +825,7 @@ async fn a_write_is_answered_after_its_request_ends_so_the_stream_is_never_reset
 
     let world = world().await;
     let pump = start_pump(&world, "pump-e", &[]);
-    let tcp = tokio::net::TcpStream::connect(&pump.addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut send = send.ready().await.unwrap();
+    let mut send = http2_connect(&pump.addr).await;
     let request = http::Request::post(format!("http://{}/binlog.Pump/WriteBinlog", pump.addr))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
