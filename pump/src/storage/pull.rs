@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::io::ErrorKind;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tracing::error;
@@ -50,7 +51,9 @@ pub struct Pull {
     /// Next entry of every cursor that has one: (commit ts, fid, offset, cursor). A cursor not yet
     /// read sits here under its segment's smallest commit ts.
     heads: BinaryHeap<Reverse<(i64, u32, u64, usize)>>,
-    files: Vec<(u32, File)>,
+    /// Open segment files by id, with their paths (for error messages: formatting a path per
+    /// record read was a tenth of a pull's CPU).
+    files: Vec<(u32, File, PathBuf)>,
     reader: RecordReader,
     failed: bool,
 }
@@ -173,10 +176,10 @@ impl Pull {
     }
 
     fn read_record(&mut self, at: ValuePointer) -> Result<Vec<u8>> {
-        let path = self.shared.segment_path(at.fid);
-        let position = match self.files.iter().position(|(fid, _)| *fid == at.fid) {
+        let position = match self.files.iter().position(|(fid, _, _)| *fid == at.fid) {
             Some(position) => position,
             None => {
+                let path = self.shared.segment_path(at.fid);
                 let file = match File::open(&path) {
                     Ok(file) => file,
                     Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -193,11 +196,12 @@ impl Pull {
                 if self.files.len() == OPEN_SEGMENT_FILES {
                     self.files.remove(0);
                 }
-                self.files.push((at.fid, file));
+                self.files.push((at.fid, file, path));
                 self.files.len() - 1
             }
         };
-        self.reader.read(&self.files[position].1, &path, at)
+        let (_, file, path) = &self.files[position];
+        self.reader.read(file, path, at)
     }
 }
 
