@@ -130,14 +130,19 @@ fn placeholders(count: usize) -> String {
     text
 }
 
-/// `INSERT INTO t(cols) VALUES (..),(..)` (or `REPLACE`) for rows that all have the same
-/// columns, in the same order, as the first.
-pub fn insert_rows(rows: &[&Dml], replace: bool) -> Statement {
+/// `INSERT INTO t(cols) VALUES (..),(..)` (or `REPLACE`) for the longest prefix of `rows` (which
+/// all have the same columns, in the same order, as the first) whose parameters stay within
+/// [`MAX_STATEMENT_BYTES`], at least one row; and how many rows it writes. The size is counted
+/// as the parameters are made, so the rows are read once.
+pub fn insert_rows(rows: &[&Dml], replace: bool) -> (Statement, usize) {
     let Some(first) = rows.first() else {
-        return Statement {
-            sql: String::new(),
-            params: Vec::new(),
-        };
+        return (
+            Statement {
+                sql: String::new(),
+                params: Vec::new(),
+            },
+            0,
+        );
     };
     let verb = if replace { "REPLACE" } else { "INSERT" };
     let one_row = placeholders(first.values.len());
@@ -152,19 +157,36 @@ pub fn insert_rows(rows: &[&Dml], replace: bool) -> Statement {
     push_column_list(&mut sql, &first.values);
     sql.push_str(") VALUES ");
     let mut params = Vec::with_capacity(rows.len() * first.values.len());
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
+    let mut bytes = sql.len();
+    let mut written = 0;
+    for row in rows {
+        let row_start = params.len();
+        params.extend(row.values.values().iter().map(to_param));
+        bytes += one_row.len() + params[row_start..].iter().map(param_bytes).sum::<usize>();
+        if written > 0 && bytes > MAX_STATEMENT_BYTES {
+            params.truncate(row_start);
+            break;
+        }
+        if written > 0 {
             sql.push(',');
         }
         sql.push_str(&one_row);
-        params.extend(row.values.values().iter().map(to_param));
+        written += 1;
     }
-    Statement { sql, params }
+    (Statement { sql, params }, written)
+}
+
+/// About the bytes a parameter takes in the statement's packet.
+fn param_bytes(value: &Value) -> usize {
+    match value {
+        Value::Bytes(bytes) => bytes.len() + 9,
+        _ => 9,
+    }
 }
 
 /// `INSERT INTO t(cols) VALUES (..)` (or `REPLACE`) for one row.
 pub fn insert(dml: &Dml, replace: bool) -> Statement {
-    insert_rows(&[dml], replace)
+    insert_rows(&[dml], replace).0
 }
 
 /// Appends ` WHERE …` identifying `row` (§4.2): the first unique key whose values are all
@@ -272,20 +294,16 @@ pub fn plan(changes: &[RowChange], safe_mode: bool) -> Vec<Planned> {
             DmlKind::Insert => {
                 let columns = dml.values.len().max(1);
                 let mut end = i + 1;
-                let mut bytes = dml.approx_bytes();
                 while let Some(next) = order.get(end).map(|&k| &changes[k].dml)
                     && same_insert_shape(dml, next)
                     && (end - i + 1) * columns <= MAX_PLACEHOLDERS
                 {
-                    bytes += next.approx_bytes();
-                    if bytes > MAX_STATEMENT_BYTES {
-                        break;
-                    }
                     end += 1;
                 }
                 let rows: Vec<&Dml> = order[i..end].iter().map(|&k| &changes[k].dml).collect();
-                push(insert_rows(&rows, safe_mode));
-                i = end;
+                let (statement, written) = insert_rows(&rows, safe_mode);
+                push(statement);
+                i += written.max(1);
                 continue;
             }
             DmlKind::Update if safe_mode => {
@@ -563,6 +581,39 @@ mod tests {
         );
         let total: usize = planned.iter().map(|p| p.statement.params.len()).sum();
         assert_eq!(total, 200 * 1000);
+    }
+
+    #[test]
+    fn multi_row_statements_stop_at_the_byte_limit_but_hold_at_least_one_row() {
+        let info = table(&[("PRIMARY", &["id"])]);
+        let third = "x".repeat(MAX_STATEMENT_BYTES / 3);
+        let over = "y".repeat(MAX_STATEMENT_BYTES + 1);
+        let texts = [&third, &third, &third, &over, &third];
+        let chunk: Vec<RowChange> = texts
+            .iter()
+            .enumerate()
+            .map(|(id, text)| {
+                let values = [("id", Int(id as i64)), ("v", Text((*text).clone()))];
+                change(DmlKind::Insert, &values, &[], &info)
+            })
+            .collect();
+        let planned = plan(&chunk, false);
+        let rows: Vec<usize> = planned
+            .iter()
+            .map(|p| p.statement.params.len() / 2)
+            .collect();
+        let sources: Vec<usize> = planned.iter().map(|p| p.source).collect();
+        assert_eq!(rows, [2, 1, 1, 1], "two thirds fit, a third third does not");
+        assert_eq!(sources, [0, 2, 3, 4]);
+        for p in &planned {
+            let placeholders = p.statement.sql.matches('?').count();
+            assert_eq!(
+                placeholders,
+                p.statement.params.len(),
+                "{}",
+                p.statement.sql
+            );
+        }
     }
 
     #[test]
