@@ -62,7 +62,7 @@ impl<'a> DmlSlices<'a> {
     /// ([`Dml::approx_bytes`]) reaches `max_bytes` (at least one change); `None` once every
     /// change was returned.
     pub fn next_slice(&mut self, max_bytes: usize) -> Result<Option<Vec<Dml>>, TranslateError> {
-        let mut slice = Vec::new();
+        let mut slice = Vec::with_capacity(self.remaining_events().min(MAX_PRESIZED_SLICE));
         let mut bytes = 0usize;
         while bytes < max_bytes {
             let Some(Change {
@@ -92,7 +92,20 @@ impl<'a> DmlSlices<'a> {
         }
         Ok((!slice.is_empty()).then_some(slice))
     }
+
+    /// Row events not yet translated (an upper bound of the changes still to come).
+    fn remaining_events(&self) -> usize {
+        let events: usize = self.changes[self.current.min(self.changes.len())..]
+            .iter()
+            .map(|change| change.mutation.sequence.len())
+            .sum();
+        events.saturating_sub(self.cursor.sequence)
+    }
 }
+
+/// Changes a slice is allocated for at most before it grows: most transactions are small, and
+/// a huge one is cut into slices by bytes anyway.
+const MAX_PRESIZED_SLICE: usize = 1024;
 
 /// One mutation to translate, with its table's shared names.
 struct Change<'a> {
