@@ -6,7 +6,9 @@
 //! 64-bit hashes: a collision only makes two unrelated changes look related (they then share a
 //! worker), never the other way round. [`Causality`] remembers which worker each key went to: a
 //! change whose keys were seen follows them, a change whose keys went to two different workers
-//! cannot be placed until everything queued so far is applied ([`Causality::add`] says so).
+//! cannot be placed until everything queued so far is applied ([`Causality::add`] says so). Keys
+//! are forgotten a generation at a time once the transactions that placed them are applied
+//! ([`Causality::applied_up_to`]), so the table stays about the size of what is in flight.
 //!
 //! A change with unseen keys may go anywhere; [`Spreader`] sends such changes of one table to one
 //! worker until that worker holds a chunk's worth of them, then moves on, so that workers apply
@@ -30,10 +32,25 @@ pub enum Placement {
     Conflict,
 }
 
-/// The worker of every conflict key placed since the last reset.
+/// Keys a generation of [`Causality`] collects before it may become the previous one: small
+/// enough that both generations stay in the processor's cache (a table of every key since the
+/// last pause, hundreds of thousands, missed the cache on nearly every lookup).
+const GENERATION_KEYS: usize = 1 << 14;
+
+type KeyTable = HashMap<u64, usize, BuildHasherDefault<KeyHasher>>;
+
+/// The worker of every conflict key placed and not known to be applied, in two generations:
+/// keys go into the current one; a full current generation becomes the previous one once there
+/// is none; the previous one is forgotten once every transaction whose keys it holds is applied.
+/// A key found in either binds its change to its worker.
 #[derive(Debug, Default)]
 pub struct Causality {
-    worker_of_key: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
+    current: KeyTable,
+    previous: KeyTable,
+    /// The last transaction (by sequence number) whose keys went into `current`.
+    current_last_txn: u64,
+    /// The last transaction whose keys are in `previous`.
+    previous_last_txn: u64,
 }
 
 impl Causality {
@@ -41,13 +58,16 @@ impl Causality {
         Causality::default()
     }
 
-    /// Places a change with these conflict keys: on the worker its keys already went to, or,
-    /// when none was seen, on `fresh()`; records its keys there. On [`Placement::Conflict`]
-    /// nothing is recorded.
-    pub fn add(&mut self, keys: &[u64], fresh: impl FnOnce() -> usize) -> Placement {
+    /// Places a change of transaction `txn` (sequence numbers only grow) with these conflict
+    /// keys: on the worker its keys already went to, or, when none was seen, on `fresh()`;
+    /// records its keys there. On [`Placement::Conflict`] nothing is recorded.
+    pub fn add(&mut self, keys: &[u64], txn: u64, fresh: impl FnOnce() -> usize) -> Placement {
         let mut worker = None;
         for key in keys {
-            if let Some(&existing) = self.worker_of_key.get(key) {
+            // A key in both generations has the same worker there: the current entry was made
+            // by following the previous one.
+            let placed = self.current.get(key).or_else(|| self.previous.get(key));
+            if let Some(&existing) = placed {
                 match worker {
                     None => worker = Some(existing),
                     Some(w) if w != existing => return Placement::Conflict,
@@ -57,23 +77,44 @@ impl Causality {
         }
         let worker = worker.unwrap_or_else(fresh);
         for key in keys {
-            self.worker_of_key.insert(*key, worker);
+            self.current.insert(*key, worker);
         }
+        self.current_last_txn = txn;
+        self.start_generation_if_full();
         Placement::Worker(worker)
+    }
+
+    /// Every transaction up to `txn` (by sequence number) is applied: their keys need not bind
+    /// anything any more.
+    pub fn applied_up_to(&mut self, txn: u64) {
+        if !self.previous.is_empty() && txn >= self.previous_last_txn {
+            self.previous.clear();
+        }
+        self.start_generation_if_full();
+    }
+
+    /// A full current generation becomes the previous one when there is none (the tables swap,
+    /// so both keep their allocations).
+    fn start_generation_if_full(&mut self) {
+        if self.previous.is_empty() && self.current.len() >= GENERATION_KEYS {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.previous_last_txn = self.current_last_txn;
+        }
     }
 
     /// Forgets every placement (call once everything placed so far is applied).
     pub fn reset(&mut self) {
-        self.worker_of_key.clear();
+        self.current.clear();
+        self.previous.clear();
     }
 
     /// Number of keys recorded, to bound memory.
     pub fn len(&self) -> usize {
-        self.worker_of_key.len()
+        self.current.len() + self.previous.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.worker_of_key.is_empty()
+        self.current.is_empty() && self.previous.is_empty()
     }
 }
 
@@ -407,25 +448,72 @@ mod tests {
     fn keys_follow_their_worker_and_two_workers_conflict() {
         let mut causality = Causality::new();
         let fresh = |w: usize| move || w;
-        assert_eq!(causality.add(&[1, 2], fresh(0)), Placement::Worker(0));
-        assert_eq!(causality.add(&[3], fresh(1)), Placement::Worker(1));
+        assert_eq!(causality.add(&[1, 2], 1, fresh(0)), Placement::Worker(0));
+        assert_eq!(causality.add(&[3], 2, fresh(1)), Placement::Worker(1));
         assert_eq!(
-            causality.add(&[2, 4], fresh(5)),
+            causality.add(&[2, 4], 3, fresh(5)),
             Placement::Worker(0),
             "follows key 2"
         );
-        assert_eq!(causality.add(&[4], fresh(5)), Placement::Worker(0));
-        assert_eq!(causality.add(&[4, 3], fresh(5)), Placement::Conflict);
+        assert_eq!(causality.add(&[4], 4, fresh(5)), Placement::Worker(0));
+        assert_eq!(causality.add(&[4, 3], 5, fresh(5)), Placement::Conflict);
         assert_eq!(causality.len(), 4, "a conflict records nothing");
-        assert_eq!(causality.add(&[5], fresh(1)), Placement::Worker(1));
+        assert_eq!(causality.add(&[5], 5, fresh(1)), Placement::Worker(1));
         assert_eq!(
-            causality.add(&[5, 3], fresh(2)),
+            causality.add(&[5, 3], 6, fresh(2)),
             Placement::Worker(1),
             "keys of one worker do not conflict"
         );
         causality.reset();
         assert!(causality.is_empty());
-        assert_eq!(causality.add(&[4, 3], fresh(2)), Placement::Worker(2));
+        assert_eq!(causality.add(&[4, 3], 7, fresh(2)), Placement::Worker(2));
+    }
+
+    #[test]
+    fn keys_bind_until_the_transactions_that_placed_them_are_applied() {
+        let mut causality = Causality::new();
+        let fresh = |w: usize| move || w;
+        let generation = GENERATION_KEYS as u64;
+        // Transaction 1 fills a generation; its last key, 0, is on worker 3.
+        for key in (1..generation).rev().chain([0]) {
+            assert_eq!(causality.add(&[key], 1, fresh(3)), Placement::Worker(3));
+        }
+        // Transaction 2 starts the next one; key 0 still binds, across the generations.
+        assert_eq!(
+            causality.add(&[generation], 2, fresh(4)),
+            Placement::Worker(4)
+        );
+        assert_eq!(causality.add(&[0], 2, fresh(5)), Placement::Worker(3));
+        assert_eq!(
+            causality.add(&[1, generation], 2, fresh(5)),
+            Placement::Conflict,
+            "keys of two workers, one in each generation"
+        );
+        causality.applied_up_to(0);
+        assert_eq!(
+            causality.add(&[2], 3, fresh(5)),
+            Placement::Worker(3),
+            "not yet applied"
+        );
+        assert!(causality.len() > GENERATION_KEYS);
+        causality.applied_up_to(1);
+        assert_eq!(
+            causality.len(),
+            3,
+            "transaction 1's generation is forgotten"
+        );
+        assert_eq!(
+            causality.add(&[7], 4, fresh(5)),
+            Placement::Worker(5),
+            "free again"
+        );
+        assert_eq!(
+            causality.add(&[0], 4, fresh(6)),
+            Placement::Worker(3),
+            "re-placed by transaction 2, which is not applied"
+        );
+        causality.applied_up_to(4);
+        assert_eq!(causality.len(), 4, "a generation that is not full stays");
     }
 
     #[test]

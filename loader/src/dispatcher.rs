@@ -3,8 +3,9 @@
 //! order once every part of them is committed (reference drainer.md §4.4, §4.5).
 //!
 //! Flushing (waiting until every routed change is committed) happens before a DDL, when a
-//! change's keys meet two groups, and when the conflict-key table grows past its bound; the
-//! key table is also forgotten whenever nothing is in flight, which costs nothing.
+//! change's keys meet two groups, and when the conflict-key table grows past its bound (it
+//! forgets keys a generation at a time as their transactions are applied, so that takes a
+//! worker stuck for long); the key table is also forgotten whenever nothing is in flight.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::txn::{Ddl, Dml, Name, Txn, TxnChange};
 use crate::worker::{self, Unit, WorkerEvent};
 
 /// Conflict keys remembered before a flush is forced (16 bytes each in the table, plus the
-/// map's overhead: a few MiB).
+/// map's overhead: a few MiB); applied ones are forgotten long before, as a rule.
 const MAX_CAUSALITY_KEYS: usize = 1 << 18;
 /// Table metadata reads the server refuses before the loader stops.
 const METADATA_ATTEMPTS: u32 = 3;
@@ -239,6 +240,7 @@ impl Dispatcher {
             }
         }
         if let Some(position) = position {
+            self.causality.applied_up_to(position.txns);
             self.applied.send_replace(position);
         }
     }
@@ -313,14 +315,14 @@ impl Dispatcher {
                 Routing::Parallel { detect: true, .. } => {
                     causality::conflict_keys(&change.dml, &change.table, &mut keys);
                     let table = Arc::as_ptr(&change.table) as usize;
-                    match self.place(&keys, table) {
+                    match self.place(&keys, table, seq) {
                         Placement::Worker(worker) => worker,
                         Placement::Conflict => {
                             // Route what this transaction has so far, apply everything, then
                             // start afresh.
                             self.send(seq, &mut routed, false)?;
                             self.flush().await?;
-                            match self.place(&keys, table) {
+                            match self.place(&keys, table, seq) {
                                 Placement::Worker(worker) => worker,
                                 Placement::Conflict => 0,
                             }
@@ -343,10 +345,11 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The worker for a change with these conflict keys, of this table (by identity).
-    fn place(&mut self, keys: &[u64], table: usize) -> Placement {
+    /// The worker for a change of transaction `seq` with these conflict keys, of this table (by
+    /// identity).
+    fn place(&mut self, keys: &[u64], table: usize, seq: u64) -> Placement {
         let spreader = &mut self.spreader;
-        self.causality.add(keys, || spreader.worker_for(table))
+        self.causality.add(keys, seq, || spreader.worker_for(table))
     }
 
     /// Hands the routed changes of transaction `seq` to their workers; `continues`: the
