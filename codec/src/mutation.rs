@@ -282,17 +282,34 @@ fn add_pair(table: &TableInfo, out: &mut DecodedRow, id: i64, d: Datum) -> Resul
     Ok(())
 }
 
-/// Decodes an `inserted_rows` element, filling handle columns from the handle. Pairs are
-/// converted as they are read (every insert of every transaction comes through here).
+/// Decodes an `inserted_rows` element, filling handle columns from the handle.
 pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
+    let mut values = RowValues::with_capacity(table.cols.len() + 1);
+    let row_id = decode_insert_each(table, bytes, |index, value| {
+        values.insert(table.cols[index].id, value);
+    })?;
+    Ok(DecodedRow { values, row_id })
+}
+
+/// [`decode_insert`] without collecting: each value goes to `put` with its column's index in
+/// `table.cols` as soon as it is converted (every insert of every transaction comes through
+/// here, so the caller places values where it keeps them). Handle columns come last and may
+/// repeat a column the row carried, with the same value: a later value replaces an earlier
+/// one. Returns the hidden row id, when the table uses one and the row carries it.
+pub fn decode_insert_each(
+    table: &TableInfo,
+    bytes: &[u8],
+    mut put: impl FnMut(usize, ColumnValue),
+) -> Result<Option<i64>> {
     let handle_columns = table.handle_columns();
-    let mut out = DecodedRow {
-        values: RowValues::with_capacity(table.cols.len() + 1),
-        row_id: None,
-    };
+    let index_of = |id: i64| table.cols.iter().position(|c| c.id == id);
+    let mut row_id = None;
     // An int handle (or row id) is one datum; only a clustered handle needs a list.
     let mut first_handle = None;
     let mut common_handle = Vec::new();
+    // Which clustered-handle columns (by position in the handle) the row carried; a key has at
+    // most 16 columns, and one past 64 would only be filled again from the handle.
+    let mut carried = 0u64;
     row::read_inserted_row(
         bytes,
         handle_columns.datum_count(),
@@ -303,38 +320,63 @@ pub fn decode_insert(table: &TableInfo, bytes: &[u8]) -> Result<DecodedRow> {
             }
             Ok(())
         },
-        |id, d| add_pair(table, &mut out, id, d),
+        |id, datum| {
+            if id == EXTRA_HANDLE_ID {
+                row_id = match datum {
+                    Datum::Int(i) => Some(i),
+                    Datum::Uint(u) => Some(u as i64),
+                    _ => None,
+                };
+                return Ok(());
+            }
+            let Some(index) = index_of(id) else {
+                return Ok(());
+            };
+            if let HandleColumns::Common(cols) = &handle_columns
+                && let Some(k) = cols.iter().position(|c| c.id == id)
+                && k < 64
+            {
+                carried |= 1 << k;
+            }
+            put(
+                index,
+                datum_into_value(&table.cols[index].field_type, datum)?,
+            );
+            Ok(())
+        },
     )?;
-    match handle_columns {
+    match &handle_columns {
         HandleColumns::IntPk(col) => {
-            if let Some(h) = first_handle {
-                out.values
-                    .insert(col.id, datum_into_value(&col.field_type, h)?);
+            if let (Some(h), Some(index)) = (first_handle, index_of(col.id)) {
+                put(index, datum_into_value(&col.field_type, h)?);
             }
         }
         HandleColumns::Common(cols) => {
+            let was_carried = |k: usize| k < 64 && carried & (1 << k) != 0;
             // The row usually carries its key columns; the index is looked at only when not.
-            if cols.iter().any(|col| !out.values.contains(col.id)) {
+            if (0..cols.len()).any(|k| !was_carried(k)) {
                 let prefix: Vec<bool> = table
                     .primary_index()
                     .map(|ix| ix.idx_cols.iter().map(|c| c.is_prefix()).collect())
                     .unwrap_or_default();
-                for (i, (col, h)) in cols.iter().zip(common_handle).enumerate() {
-                    if !out.values.contains(col.id) && !prefix.get(i).copied().unwrap_or(false) {
-                        out.values
-                            .insert(col.id, datum_into_value(&col.field_type, h)?);
+                for (k, (col, h)) in cols.iter().zip(common_handle).enumerate() {
+                    if !was_carried(k)
+                        && !prefix.get(k).copied().unwrap_or(false)
+                        && let Some(index) = index_of(col.id)
+                    {
+                        put(index, datum_into_value(&col.field_type, h)?);
                     }
                 }
             }
         }
         HandleColumns::RowId => {
-            out.row_id = match first_handle {
+            row_id = match first_handle {
                 Some(Datum::Int(i)) => Some(i),
                 _ => None,
             };
         }
     }
-    Ok(out)
+    Ok(row_id)
 }
 
 /// Decodes an `updated_rows` element into (old, new).

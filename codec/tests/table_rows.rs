@@ -3,7 +3,7 @@
 //! upstream simulator writes them) → typed values again (as the drainer reads them).
 
 use proptest::prelude::*;
-use tidb_codec::datum::{Datum, decode_value};
+use tidb_codec::datum::{Datum, decode_value, encode_value};
 use tidb_codec::mutation::{
     decode_delete, decode_insert, decode_update, encode_delete, encode_insert, encode_update,
 };
@@ -193,6 +193,37 @@ fn int_handle_row_omits_pk_and_starts_with_handle() {
     // Then pairs for columns 2..=17: the PK column 1 is not repeated.
     let ids: Vec<Datum> = datums[1..].iter().step_by(2).cloned().collect();
     assert_eq!(ids, (2..=17).map(Datum::Int).collect::<Vec<_>>());
+}
+
+#[test]
+fn clustered_key_columns_a_row_lacks_come_from_the_handle_unless_indexed_by_prefix() {
+    let t = table("common");
+    let mut literals = LITERALS;
+    literals[0] = "-5";
+    let vals = values(&t, &literals);
+    // The handle's datums (s, tm), then (id, value) pairs: the pair of column 5 (s) is dropped,
+    // as TiDB does for key columns that need no restored data.
+    let datums = decode_value(&encode_insert(&t, &vals, None).unwrap()).unwrap();
+    let (handle, pairs) = datums.split_at(2);
+    let mut kept = handle.to_vec();
+    for pair in pairs.chunks(2).filter(|pair| pair[0] != Datum::Int(5)) {
+        kept.extend_from_slice(pair);
+    }
+    let lacking = encode_value(&kept).unwrap();
+    let s = vals.iter().find(|(id, _)| *id == 5).map(|(_, v)| v);
+
+    let got = decode_insert(&t, &lacking).unwrap();
+    assert_eq!(got.values.get(5), s, "filled from the handle");
+    assert_eq!(got.values.len(), vals.len());
+
+    // With a prefix index on s the handle holds a prefix only: s stays missing.
+    let mut prefixed = t.clone();
+    if let Some(Some(indexes)) = &mut prefixed.index_info {
+        indexes[0].idx_cols[0].length = 3;
+    }
+    let got = decode_insert(&prefixed, &lacking).unwrap();
+    assert_eq!(got.values.get(5), None);
+    assert_eq!(got.values.len(), vals.len() - 1);
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! [`crate::schema`] catalog (reference drainer.md §3.3, §4.1, §6.1).
 //!
 //! Pure: bytes and table definitions in, row changes out. [`row_events`] walks a
-//! `TableMutation`'s sequence over its three row lists ([`take_next_event`] does the same one
-//! event at a time, freeing each raw row once decoded); [`sql`] turns the events into the
-//! loader's row changes, [`pb`] into the file sink's `pb_binlog` messages.
+//! `TableMutation`'s sequence over its three row lists ([`take_next_row`] does the same one raw
+//! row at a time, taking each out of the mutation to be decoded and freed); [`sql`] turns the
+//! events into the loader's row changes, [`pb`] into the file sink's `pb_binlog` messages.
 
 pub mod pb;
 pub mod sql;
@@ -86,23 +86,22 @@ pub fn row_events<'a>(
     })
 }
 
-/// Decodes the next row event of `mutation` and takes its raw row out of it (a slice of the
-/// pulled binlog's buffer, which goes when its last slice does); `None` after the last event.
-/// Use one `cursor` per mutation, from its default.
-pub fn take_next_event(
-    table: &TableInfo,
+/// Takes the next row event's raw row out of `mutation` (a slice of the pulled binlog's buffer,
+/// which goes when its last slice does), with the list it came from, which says how to decode
+/// it ([`RowKind::decode`]); `None` after the last event. Use one `cursor` per mutation, from
+/// its default.
+pub(crate) fn take_next_row(
     mutation: &mut TableMutation,
     cursor: &mut EventCursor,
-) -> Option<Result<RowEvent, RowError>> {
+) -> Option<Result<(RowKind, Bytes), RowError>> {
     let next = cursor.advance(&mutation.sequence)?;
     Some(next.and_then(|(kind, index)| {
         let rows = kind.rows_mut(mutation);
         let available = rows.len();
-        let row = rows
-            .get_mut(index)
+        rows.get_mut(index)
             .map(std::mem::take)
-            .ok_or_else(|| kind.overrun(index, available))?;
-        kind.decode(table, &row)
+            .map(|row| (kind, row))
+            .ok_or_else(|| kind.overrun(index, available))
     }))
 }
 
@@ -132,8 +131,8 @@ impl EventCursor {
 }
 
 /// The three row lists of a `TableMutation`.
-#[derive(Debug, Clone, Copy)]
-enum RowKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowKind {
     Inserted,
     Updated,
     Deleted,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use binlog_loader::{Columns, Dml, DmlKind, Name, Row};
 use binlog_proto::binlog::{PrewriteValue, TableMutation};
-use tidb_codec::mutation::DecodedRow;
+use tidb_codec::mutation::{self, DecodedRow};
 use tidb_codec::value::missing_column_value;
-use tidb_codec::{ColumnInfo, TableInfo};
+use tidb_codec::{ColumnInfo, ColumnValue, TableInfo};
 
-use super::{EventCursor, RowError, RowEvent, TranslateError, resolve_tables, take_next_event};
+use super::{EventCursor, RowError, RowKind, TranslateError, resolve_tables, take_next_row};
 use crate::schema::Catalog;
 
 /// The row changes of one transaction for the tables `keep(database, table)` accepts, translated
@@ -28,6 +28,8 @@ pub struct DmlSlices<'a> {
     /// The mutation being translated, and where in it.
     current: usize,
     cursor: EventCursor,
+    /// Which columns the row being translated carried (kept to reuse the allocation).
+    present: Vec<bool>,
 }
 
 impl<'a> DmlSlices<'a> {
@@ -55,6 +57,7 @@ impl<'a> DmlSlices<'a> {
             changes,
             current: 0,
             cursor: EventCursor::default(),
+            present: Vec::new(),
         })
     }
 
@@ -80,13 +83,13 @@ impl<'a> DmlSlices<'a> {
                 table_id,
                 source,
             };
-            let Some(event) = take_next_event(table, mutation, &mut self.cursor) else {
+            let Some(next) = take_next_row(mutation, &mut self.cursor) else {
                 self.current += 1;
                 self.cursor = EventCursor::default();
                 continue;
             };
-            let event = event.map_err(row_error)?;
-            let dml = to_dml(names, table, event).map_err(row_error)?;
+            let (kind, row) = next.map_err(row_error)?;
+            let dml = to_dml(names, table, kind, &row, &mut self.present).map_err(row_error)?;
             bytes = bytes.saturating_add(dml.approx_bytes());
             slice.push(dml);
         }
@@ -126,6 +129,8 @@ struct TableNames {
     columns: Vec<NamedColumn>,
     writable: Columns,
     all: Columns,
+    /// For each column of the table definition (by position), its place in `writable`.
+    writable_slot: Vec<Option<usize>>,
 }
 
 /// A column of [`TableNames`]: where it is in the table definition, its shared name, and whether
@@ -157,12 +162,17 @@ impl TableNames {
                 .map(|c| c.name.clone())
                 .collect()
         };
+        let mut writable_slot = vec![None; table.cols.len()];
+        for (slot, named) in columns.iter().filter(|c| c.writable).enumerate() {
+            writable_slot[named.position] = Some(slot);
+        }
         TableNames {
             database: database.into(),
             table: table.name.o.as_str().into(),
             writable: list(true),
             all: list(false),
             columns,
+            writable_slot,
         }
     }
 
@@ -220,21 +230,32 @@ impl NameCache {
 }
 
 /// One row event as the loader's row change.
-fn to_dml(names: &TableNames, table: &TableInfo, event: RowEvent) -> Result<Dml, RowError> {
-    let (kind, values, old_values) = match event {
-        RowEvent::Insert(row) => (
+/// One raw row, from the mutation's list `kind`, as the loader's row change (`present`: scratch
+/// space for inserts).
+fn to_dml(
+    names: &TableNames,
+    table: &TableInfo,
+    kind: RowKind,
+    raw: &[u8],
+    present: &mut Vec<bool>,
+) -> Result<Dml, RowError> {
+    let (kind, values, old_values) = match kind {
+        RowKind::Inserted => (
             DmlKind::Insert,
-            insert_values(names, table, row)?,
+            inserted_row(names, table, raw, present)?,
             Row::default(),
         ),
-        RowEvent::Update { old, new } => (
-            DmlKind::Update,
-            named(names, table, new, true)?,
-            named(names, table, old, true)?,
-        ),
-        RowEvent::Delete(row) => (
+        RowKind::Updated => {
+            let (old, new) = mutation::decode_update(table, raw)?;
+            (
+                DmlKind::Update,
+                named(names, table, new, true)?,
+                named(names, table, old, true)?,
+            )
+        }
+        RowKind::Deleted => (
             DmlKind::Delete,
-            named(names, table, row, false)?,
+            named(names, table, mutation::decode_delete(table, raw)?, false)?,
             Row::default(),
         ),
     };
@@ -251,16 +272,29 @@ fn writable(col: &ColumnInfo) -> bool {
     col.is_public() && !col.is_generated()
 }
 
-/// Every writable column of an inserted row; a column the row lacks gets its default (or NULL,
-/// or its type's zero value), as TiDB would have stored it. Values move out of the decoded row.
-fn insert_values(names: &TableNames, table: &TableInfo, row: DecodedRow) -> Result<Row, RowError> {
-    let mut decoded = row.values;
-    let mut values = Vec::with_capacity(names.writable.len());
-    for (col, _) in names.columns(table, true) {
-        values.push(match decoded.take(col.id) {
-            Some(value) => value,
-            None => missing_column_value(col)?,
-        });
+/// Every writable column of a raw inserted row, each value decoded straight into its place
+/// (inserts are most of any workload); a column the row lacks gets its default (or NULL, or its
+/// type's zero value), as TiDB would have stored it. `present`: scratch space.
+fn inserted_row(
+    names: &TableNames,
+    table: &TableInfo,
+    raw: &[u8],
+    present: &mut Vec<bool>,
+) -> Result<Row, RowError> {
+    let slots = names.writable.len();
+    let mut values = vec![ColumnValue::Null; slots];
+    present.clear();
+    present.resize(slots, false);
+    mutation::decode_insert_each(table, raw, |index, value| {
+        if let Some(&Some(slot)) = names.writable_slot.get(index) {
+            values[slot] = value;
+            present[slot] = true;
+        }
+    })?;
+    for (slot, (col, _)) in names.columns(table, true).enumerate() {
+        if !present[slot] {
+            values[slot] = missing_column_value(col)?;
+        }
     }
     Ok(Row::new(names.writable.clone(), values)?)
 }
