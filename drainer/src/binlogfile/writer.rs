@@ -128,6 +128,16 @@ impl BinlogWriter {
         Ok(at)
     }
 
+    /// Whether appending a payload of `len` bytes goes to the disk: the write buffer cannot
+    /// take the record, or the record completes the file, which is then synced. Otherwise the
+    /// append only copies into memory, which needs no blocking-safe context.
+    pub fn append_reaches_disk(&self, len: usize) -> bool {
+        let record = len as u64 + OVERHEAD;
+        let buffered = (self.out.buffer().len() as u64).saturating_add(record);
+        self.offset.saturating_add(record) >= self.segment_size
+            || buffered > self.out.capacity() as u64
+    }
+
     fn flush_and_sync(&mut self) -> Result<(), BinlogFileError> {
         self.check_usable()?;
         let result = self
@@ -336,6 +346,26 @@ mod tests {
         ));
         drop(writer);
         BinlogWriter::open(&data).unwrap();
+    }
+
+    #[test]
+    fn only_an_append_that_fills_the_buffer_or_completes_the_file_reaches_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = binlog(1);
+        let record_len = payload.len() as u64 + OVERHEAD;
+        let mut writer = BinlogWriter::open_with_segment_size(dir.path(), 3 * record_len).unwrap();
+        for _ in 0..2 {
+            assert!(!writer.append_reaches_disk(payload.len()));
+            writer.append(&payload).unwrap();
+        }
+        assert!(
+            writer.append_reaches_disk(payload.len()),
+            "the third completes the file"
+        );
+        assert!(
+            writer.append_reaches_disk(WRITE_BUFFER),
+            "more than the buffer holds"
+        );
     }
 
     #[test]
