@@ -390,7 +390,13 @@ impl<S: SchemaSource> Syncer<S> {
         }
         if commit_ts > self.push_limit {
             let limit = commit_ts.saturating_add(PUSH_LIMIT_MARGIN);
-            self.store.save_pushed_ts(limit).await?;
+            let mut retry = StoreRetry::new("saving the push limit");
+            loop {
+                match self.store.save_pushed_ts(limit).await {
+                    Ok(()) => break retry.succeeded(&self.status),
+                    Err(err) => retry.failed(err, &self.status).await?,
+                }
+            }
             self.push_limit = limit;
         }
         Ok(())
@@ -400,7 +406,13 @@ impl<S: SchemaSource> Syncer<S> {
         self.sink.sync().await?;
         let catalog_version = self.tracker.catalog().version();
         if self.saved_catalog_version != Some(catalog_version) {
-            self.store.save_catalog(self.tracker.catalog()).await?;
+            let mut retry = StoreRetry::new("saving the schema catalog");
+            loop {
+                match self.store.save_catalog(self.tracker.catalog()).await {
+                    Ok(()) => break retry.succeeded(&self.status),
+                    Err(err) => retry.failed(err, &self.status).await?,
+                }
+            }
             self.saved_catalog_version = Some(catalog_version);
         }
         let checkpoint = Checkpoint {
@@ -409,7 +421,13 @@ impl<S: SchemaSource> Syncer<S> {
             schema_version: catalog_version.max(self.saved.schema_version),
             ts_map: None,
         };
-        self.store.save(&checkpoint).await?;
+        let mut retry = StoreRetry::new("saving the checkpoint");
+        loop {
+            match self.store.save(&checkpoint).await {
+                Ok(()) => break retry.succeeded(&self.status),
+                Err(err) => retry.failed(err, &self.status).await?,
+            }
+        }
         self.tracker.catalog_mut().prune(checkpoint.schema_version);
         self.saved = checkpoint;
         self.lock_status().checkpoint_ts = checkpoint.commit_ts;
@@ -418,6 +436,57 @@ impl<S: SchemaSource> Syncer<S> {
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, SyncerStatus> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.status)
     }
+}
+
+/// First wait before a checkpoint write that failed is tried again; it doubles up to the last.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const STORE_RETRY_LAST: Duration = Duration::from_secs(10);
+
+/// The retries of one checkpoint-store write. While the store cannot be reached (a MySQL
+/// downstream that is down: the sink waits for it too) the write is tried again with backoff
+/// and the trouble shown in `/status`; a failure that retrying cannot cure stops the syncer.
+struct StoreRetry {
+    what: &'static str,
+    wait: Duration,
+    troubled: bool,
+}
+
+impl StoreRetry {
+    fn new(what: &'static str) -> StoreRetry {
+        StoreRetry {
+            what,
+            wait: STORE_RETRY_FIRST,
+            troubled: false,
+        }
+    }
+
+    /// After a failed attempt: returns once it is time to try again, or the error when
+    /// retrying cannot help.
+    async fn failed(
+        &mut self,
+        err: CheckpointError,
+        status: &Mutex<SyncerStatus>,
+    ) -> Result<(), SyncError> {
+        if !err.is_retryable() {
+            return Err(err.into());
+        }
+        tracing::warn!(error = %err, retry_in = ?self.wait, "{} failed", self.what);
+        lock(status).trouble = Some(format!("{} failed, retrying: {err}", self.what));
+        self.troubled = true;
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(STORE_RETRY_LAST);
+        Ok(())
+    }
+
+    fn succeeded(self, status: &Mutex<SyncerStatus>) {
+        if self.troubled {
+            lock(status).trouble = None;
+        }
+    }
+}
+
+fn lock(status: &Mutex<SyncerStatus>) -> std::sync::MutexGuard<'_, SyncerStatus> {
+    status.lock().unwrap_or_else(|e| e.into_inner())
 }

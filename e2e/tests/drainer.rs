@@ -625,12 +625,46 @@ async fn a_dead_downstream_is_waited_for_without_loss() {
     }
     assert!(
         trouble.contains("Trouble"),
-        "the drainer does not report the dead downstream: {trouble}"
+        "the drainer does not report the dead downstream: {trouble}\ndrainer log:\n{}",
+        drainer.log_tail()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     pipeline.downstream.restart().unwrap();
     pipeline
         .finish(&drainer, run, Duration::from_secs(180))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
+
+/// The downstream is down while the drainer saves its progress there (the checkpoint every few
+/// seconds, the push limit every 10 s of commit ts): the drainer waits for the downstream, says
+/// why in `/status`, and loses nothing, instead of stopping on the failed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_downstream_down_while_the_drainer_saves_its_progress_is_waited_for() {
+    let mut pipeline = Pipeline::start().await;
+    let drainer = pipeline.drainer("drainer-pl", "", &[]);
+    let started = tokio::time::Instant::now();
+    pipeline.replicate(&drainer, 40, 41).await;
+    pipeline.downstream.kill();
+    // Past the push limit saved with the first transaction (10 s of commit ts ahead of it).
+    tokio::time::sleep_until(started + Duration::from_secs(13)).await;
+    let run = tokio::spawn(workload::run(pipeline.workload(40, 42)));
+    let mut trouble = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        trouble = status(&drainer).await;
+        if trouble.contains("failed, retrying") {
+            break;
+        }
+    }
+    assert!(
+        trouble.contains("failed, retrying"),
+        "the drainer does not say it waits to save its progress: {trouble}\ndrainer log:\n{}",
+        drainer.log_tail()
+    );
+    pipeline.downstream.restart().unwrap();
+    pipeline
+        .finish(&drainer, run, Duration::from_secs(120))
         .await;
     assert_downstream_equals_truth(&pipeline);
 }

@@ -91,15 +91,26 @@ const TRANSIENT_CODES: &[u16] = &[
     9001, 9002, 9003, 9004, 9005, 9006, 9007, // TiDB: PD/TiKV unavailable or busy, txn lock
 ];
 
+/// Whether a failed driver call may succeed when tried again unchanged: the server could not be
+/// reached, went away or is busy; not when it refused the statement itself.
+pub fn is_retryable(err: &mysql_async::Error) -> bool {
+    match err {
+        mysql_async::Error::Server(server) => TRANSIENT_CODES.contains(&server.code),
+        mysql_async::Error::Driver(mysql_async::DriverError::StmtParamsNumberExceedsLimit {
+            ..
+        }) => false,
+        _ => true,
+    }
+}
+
 impl From<mysql_async::Error> for Failure {
     fn from(err: mysql_async::Error) -> Failure {
+        let retryable = is_retryable(&err);
         match err {
-            mysql_async::Error::Server(server) if TRANSIENT_CODES.contains(&server.code) => {
-                Failure::Transient {
-                    code: server.code,
-                    message: server.message,
-                }
-            }
+            mysql_async::Error::Server(server) if retryable => Failure::Transient {
+                code: server.code,
+                message: server.message,
+            },
             mysql_async::Error::Server(server) => Failure::Statement {
                 code: server.code,
                 message: server.message,
@@ -153,6 +164,7 @@ mod tests {
             )),
             Failure::Connection(_)
         ));
+        assert!(is_retryable(&server(1213)) && !is_retryable(&server(1062)));
     }
 
     #[test]

@@ -150,6 +150,19 @@ pub enum CheckpointError {
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl CheckpointError {
+    /// Whether the write may succeed when tried again unchanged: a MySQL downstream that cannot
+    /// be reached, is restarting or is busy. A refused statement or a failing disk is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CheckpointError::Database(err) => err
+                .downcast_ref::<mysql_async::Error>()
+                .is_some_and(binlog_loader::error::is_retryable),
+            CheckpointError::Io { .. } | CheckpointError::Malformed { .. } => false,
+        }
+    }
+}
+
 /// A place the drainer's [`Checkpoint`] lives. One writer per store.
 pub trait CheckpointStore: Send + Sync {
     /// Reads the saved checkpoint; when nothing was saved yet (or the saved commit ts is 0),
