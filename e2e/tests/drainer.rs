@@ -133,6 +133,20 @@ async fn status(drainer: &DrainerProcess) -> String {
         .unwrap_or_default()
 }
 
+/// The drainer's `/status` once it contains `needle` (polled every 250 ms for up to 10 s), or the
+/// last one read.
+async fn status_once_it_says(drainer: &DrainerProcess, needle: &str) -> String {
+    let mut body = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        body = status(drainer).await;
+        if body.contains(needle) {
+            break;
+        }
+    }
+    body
+}
+
 async fn checkpoint_ts(drainer: &DrainerProcess) -> Option<i64> {
     let body = get(&format!("{}/commit_ts", drainer.http_url())).await?;
     let value: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -615,14 +629,7 @@ async fn a_dead_downstream_is_waited_for_without_loss() {
     let run = tokio::spawn(workload::run(pipeline.workload(300, 37)));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pipeline.downstream.kill();
-    let mut trouble = String::new();
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        trouble = status(&drainer).await;
-        if trouble.contains("Trouble") {
-            break;
-        }
-    }
+    let trouble = status_once_it_says(&drainer, "Trouble").await;
     assert!(
         trouble.contains("Trouble"),
         "the drainer does not report the dead downstream: {trouble}\ndrainer log:\n{}",
@@ -649,14 +656,7 @@ async fn a_downstream_down_while_the_drainer_saves_its_progress_is_waited_for() 
     // Past the push limit saved with the first transaction (10 s of commit ts ahead of it).
     tokio::time::sleep_until(started + Duration::from_secs(13)).await;
     let run = tokio::spawn(workload::run(pipeline.workload(40, 42)));
-    let mut trouble = String::new();
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        trouble = status(&drainer).await;
-        if trouble.contains("failed, retrying") {
-            break;
-        }
-    }
+    let trouble = status_once_it_says(&drainer, "failed, retrying").await;
     assert!(
         trouble.contains("failed, retrying"),
         "the drainer does not say it waits to save its progress: {trouble}\ndrainer log:\n{}",
