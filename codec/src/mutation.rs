@@ -267,15 +267,20 @@ fn decode_pairs(table: &TableInfo, row: RowData) -> Result<DecodedRow> {
     Ok(out)
 }
 
+/// The hidden row id a column −1 datum holds.
+fn row_id_of(datum: Datum) -> Option<i64> {
+    match datum {
+        Datum::Int(i) => Some(i),
+        Datum::Uint(u) => Some(u as i64),
+        _ => None,
+    }
+}
+
 /// Adds one decoded `(column id, datum)` pair to `out`: the hidden row id, a value of a column
 /// the table knows, or nothing.
 fn add_pair(table: &TableInfo, out: &mut DecodedRow, id: i64, d: Datum) -> Result<()> {
     if id == EXTRA_HANDLE_ID {
-        out.row_id = match d {
-            Datum::Int(i) => Some(i),
-            Datum::Uint(u) => Some(u as i64),
-            _ => None,
-        };
+        out.row_id = row_id_of(d);
     } else if let Some(col) = table.column_by_id(id) {
         out.values.insert(id, datum_into_value(&col.field_type, d)?);
     }
@@ -322,11 +327,7 @@ pub fn decode_insert_each(
         },
         |id, datum| {
             if id == EXTRA_HANDLE_ID {
-                row_id = match datum {
-                    Datum::Int(i) => Some(i),
-                    Datum::Uint(u) => Some(u as i64),
-                    _ => None,
-                };
+                row_id = row_id_of(datum);
                 return Ok(());
             }
             let Some(index) = index_of(id) else {

@@ -88,8 +88,7 @@ pub fn row_events<'a>(
 
 /// Takes the next row event's raw row out of `mutation` (a slice of the pulled binlog's buffer,
 /// which goes when its last slice does), with the list it came from, which says how to decode
-/// it ([`RowKind::decode`]); `None` after the last event. Use one `cursor` per mutation, from
-/// its default.
+/// it; `None` after the last event. Use one `cursor` per mutation, from its default.
 pub(crate) fn take_next_row(
     mutation: &mut TableMutation,
     cursor: &mut EventCursor,
@@ -131,7 +130,7 @@ impl EventCursor {
 }
 
 /// The three row lists of a `TableMutation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum RowKind {
     Inserted,
     Updated,

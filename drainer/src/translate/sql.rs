@@ -229,7 +229,6 @@ impl NameCache {
     }
 }
 
-/// One row event as the loader's row change.
 /// One raw row, from the mutation's list `kind`, as the loader's row change (`present`: scratch
 /// space for inserts).
 fn to_dml(
