@@ -19,6 +19,8 @@ pub enum Downstream {
     MysqlTls { port: u16, ca: std::path::PathBuf },
     /// pb binlog files in the drainer's data dir.
     Files,
+    /// A Kafka topic on the broker at `addr` (`127.0.0.1:PORT`).
+    Kafka { addr: String, topic: String },
 }
 
 impl NodeProcess {
@@ -44,6 +46,9 @@ impl NodeProcess {
                 ca.display()
             ),
             Downstream::Files => format!("db-type = \"file\"\n{syncer_toml}\n"),
+            Downstream::Kafka { addr, topic } => format!(
+                "db-type = \"kafka\"\n{syncer_toml}\n[syncer.to]\nkafka-addrs = \"{addr}\"\ntopic-name = \"{topic}\"\n"
+            ),
         };
         let config = dir.join(format!("{node_id}.toml"));
         std::fs::create_dir_all(dir)?;

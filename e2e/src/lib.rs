@@ -1,4 +1,4 @@
-//! The test world: real etcd and MariaDB started on free loopback ports in temporary directories,
+//! The test world: real etcd, MariaDB and a Kafka-protocol broker started on free loopback ports in temporary directories,
 //! the PD stand-in (`pd-sim`), and helpers to run the project's binaries. Scenario tests, the demo
 //! and benchmarks build on it.
 //!
@@ -8,6 +8,7 @@
 pub mod binaries;
 pub mod drainer;
 pub mod etcd;
+pub mod kafka;
 pub mod mariadb;
 pub mod node_process;
 pub mod pd_sim;
@@ -21,6 +22,7 @@ pub mod world;
 pub use binaries::bin_path;
 pub use drainer::{Downstream, DrainerProcess};
 pub use etcd::Etcd;
+pub use kafka::KafkaBroker;
 pub use mariadb::MariaDb;
 pub use pd_sim::PdSimProcess;
 pub use process::{free_port, wait_until};

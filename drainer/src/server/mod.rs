@@ -31,7 +31,7 @@ use crate::filter::Filter;
 use crate::metrics::Metrics;
 use crate::puller::PullerSettings;
 use crate::schema::{Catalog, SchemaStatus, SchemaTracker, TidbStatusApi};
-use crate::sink::{FileSink, MysqlSink, Sink};
+use crate::sink::{FileSink, KafkaSink, MysqlSink, Sink};
 use crate::syncer::{Filters, Replay, Syncer, SyncerSettings, SyncerStatus};
 
 /// Safe mode is forced on this long after a start that cannot tell what was applied beyond the
@@ -113,7 +113,10 @@ async fn open_store(
 }
 
 /// The sink, and its loader when it has one (for `/status`).
-async fn open_sink(config: &Config) -> Result<(Sink, Option<Arc<Loader>>), RunError> {
+async fn open_sink(
+    config: &Config,
+    cluster_id: u64,
+) -> Result<(Sink, Option<Arc<Loader>>), RunError> {
     match &config.sink {
         SinkConfig::Mysql(sink) => {
             let mut loader = loader_config(&sink.connection);
@@ -132,9 +135,14 @@ async fn open_sink(config: &Config) -> Result<(Sink, Option<Arc<Loader>>), RunEr
             let writer = BinlogWriter::open(&files.dir).map_err(fatal)?;
             Ok((Sink::File(FileSink::new(writer, files.retention)), None))
         }
-        SinkConfig::Kafka(_) => Err(RunError(
-            "db-type = \"kafka\" is not supported yet; use mysql, tidb or file".to_string(),
-        )),
+        SinkConfig::Kafka(kafka) => {
+            let topic = kafka
+                .topic_name
+                .clone()
+                .unwrap_or_else(|| format!("{cluster_id}_obinlog"));
+            let sink = KafkaSink::connect(kafka, topic).await.map_err(fatal)?;
+            Ok((Sink::Kafka(sink), None))
+        }
     }
 }
 
@@ -211,7 +219,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         "checkpoint loaded"
     );
     let filter = Filter::new(&config.filter).map_err(fatal)?;
-    let (sink, loader) = open_sink(&config).await?;
+    let (sink, loader) = open_sink(&config, pd.cluster_id()).await?;
     let schema_status = tracker.status();
     let syncer = Syncer::new(
         tracker,

@@ -1,8 +1,10 @@
-//! Where transactions go: the MySQL/TiDB downstream through the loader, or pb binlog files.
+//! Where transactions go: the MySQL/TiDB downstream through the loader, pb binlog files, or a
+//! Kafka topic.
 //! Each sink confirms what it made durable, in the order it was written, which is all the
 //! checkpoint needs (see [`crate::progress`]).
 
 pub mod file;
+pub mod kafka;
 pub mod mysql;
 
 use binlog_proto::binlog::PrewriteValue;
@@ -11,6 +13,7 @@ use crate::schema::Catalog;
 use crate::translate::TranslateError;
 
 pub use file::FileSink;
+pub use kafka::KafkaSink;
 pub use mysql::MysqlSink;
 
 /// Why a sink failed.
@@ -22,6 +25,8 @@ pub enum SinkError {
     Loader(#[from] binlog_loader::LoaderError),
     #[error("binlog files: {0}")]
     Files(String),
+    #[error("Kafka: {0}")]
+    Kafka(String),
 }
 
 /// A DDL statement on its way to the sink.
@@ -40,6 +45,7 @@ pub struct DdlStatement {
 pub enum Sink {
     Mysql(MysqlSink),
     File(FileSink),
+    Kafka(KafkaSink),
 }
 
 impl Sink {
@@ -56,6 +62,7 @@ impl Sink {
         match self {
             Sink::Mysql(sink) => sink.write_dml(commit_ts, prewrite, catalog, keep).await,
             Sink::File(sink) => sink.write_dml(commit_ts, prewrite, catalog, keep),
+            Sink::Kafka(sink) => sink.write_dml(commit_ts, prewrite, catalog, keep).await,
         }
     }
 
@@ -64,6 +71,7 @@ impl Sink {
         match self {
             Sink::Mysql(sink) => sink.write_ddl(ddl).await,
             Sink::File(sink) => sink.write_ddl(ddl),
+            Sink::Kafka(sink) => sink.write_ddl(ddl).await,
         }
     }
 
@@ -73,13 +81,15 @@ impl Sink {
         match self {
             Sink::Mysql(sink) => sink.confirmations().await,
             Sink::File(sink) => Ok(sink.confirmations().await),
+            Sink::Kafka(sink) => sink.confirmations().await,
         }
     }
 
-    /// Makes every confirmed write durable before a checkpoint passes it.
+    /// Makes every confirmed write durable before a checkpoint passes it (MySQL and Kafka
+    /// confirm only what is durable).
     pub async fn sync(&mut self) -> Result<(), SinkError> {
         match self {
-            Sink::Mysql(_) => Ok(()),
+            Sink::Mysql(_) | Sink::Kafka(_) => Ok(()),
             Sink::File(sink) => sink.sync(),
         }
     }
@@ -88,7 +98,7 @@ impl Sink {
     pub fn set_safe_mode(&self, on: bool) {
         match self {
             Sink::Mysql(sink) => sink.set_safe_mode(on),
-            Sink::File(_) => {}
+            Sink::File(_) | Sink::Kafka(_) => {}
         }
     }
 
@@ -97,6 +107,7 @@ impl Sink {
         match self {
             Sink::Mysql(sink) => sink.close().await,
             Sink::File(sink) => sink.close(),
+            Sink::Kafka(sink) => sink.close().await,
         }
     }
 }

@@ -4,8 +4,10 @@
 //! Pure: bytes and table definitions in, row changes out. [`row_events`] walks a
 //! `TableMutation`'s sequence over its three row lists ([`take_next_row`] does the same one raw
 //! row at a time, taking each out of the mutation to be decoded and freed); [`sql`] turns the
-//! events into the loader's row changes, [`pb`] into the file sink's `pb_binlog` messages.
+//! events into the loader's row changes, [`pb`] into the file sink's `pb_binlog` messages,
+//! [`kafka`] into the Kafka sink's secondary binlog messages.
 
+pub mod kafka;
 pub mod pb;
 pub mod sql;
 

@@ -1,0 +1,273 @@
+//! The Kafka sink (`db-type = "kafka"`, reference drainer.md §6.2): each transaction or DDL
+//! becomes one secondary binlog message on partition 0 of the topic, in commit order, as TiDB's
+//! binlog reader expects. A producer task sends what is queued in batches and reports a message
+//! written once the broker acknowledged it from every in-sync replica (acks = all); that is what
+//! the checkpoint waits for.
+//!
+//! A broker that is down is waited for (the client reconnects with backoff, without a deadline)
+//! and nothing is dropped; an error the broker gives for the messages themselves stops the
+//! drainer, which resumes from its checkpoint. As with the original, a message can then be
+//! written twice: consumers skip commit ts they have seen. Messages waiting for their
+//! acknowledgement are bounded in bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use binlog_proto::binlog::PrewriteValue;
+use prost::Message;
+use rskafka::BackoffConfig;
+use rskafka::client::error::{Error as KafkaError, ProtocolError};
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use super::{DdlStatement, SinkError};
+use crate::config::KafkaSink as KafkaConfig;
+use crate::schema::Catalog;
+use crate::translate::kafka;
+
+/// Bytes of messages handed to the producer and not yet acknowledged. A bigger message takes
+/// the whole budget and goes alone.
+const QUEUED_BYTES: usize = 64 << 20;
+/// A batch stops growing past this many bytes (or `kafka-max-messages` messages).
+const BATCH_BYTES: usize = 1 << 20;
+/// The only partition written, as in the original.
+const PARTITION: i32 = 0;
+/// How long topic creation may take on the broker.
+const CREATE_TOPIC_TIMEOUT_MS: i32 = 10_000;
+
+/// One message on its way, holding its share of the byte budget until acknowledged.
+struct Outgoing {
+    commit_ts: i64,
+    payload: Vec<u8>,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// What the producer reports: commit ts acknowledged (in send order), or why it stopped.
+type Acknowledged = Result<Vec<i64>, String>;
+
+pub struct KafkaSink {
+    topic: String,
+    outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+    budget: Arc<Semaphore>,
+    acks: mpsc::UnboundedReceiver<Acknowledged>,
+    producer: Option<JoinHandle<()>>,
+    max_message_size: usize,
+}
+
+fn kafka_error(what: impl std::fmt::Display) -> SinkError {
+    SinkError::Kafka(what.to_string())
+}
+
+impl KafkaSink {
+    /// Connects to the brokers (waiting while none answers) and makes sure the topic exists,
+    /// creating it with one partition when it does not.
+    pub async fn connect(config: &KafkaConfig, topic: String) -> Result<KafkaSink, SinkError> {
+        let client = ClientBuilder::new(config.addrs.clone())
+            .client_id(config.client_id.as_str())
+            .max_message_size(config.max_message_size)
+            .backoff_config(BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+                deadline: None,
+            })
+            .build()
+            .await
+            .map_err(|err| {
+                kafka_error(format!(
+                    "connecting to brokers {}: {err}",
+                    config.addrs.join(",")
+                ))
+            })?;
+        ensure_topic(&client, &topic).await?;
+        let partition = client
+            .partition_client(topic.as_str(), PARTITION, UnknownTopicHandling::Retry)
+            .await
+            .map_err(|err| kafka_error(format!("topic {topic} partition {PARTITION}: {err}")))?;
+        let (outbox, queued) = mpsc::unbounded_channel();
+        let (acked, acks) = mpsc::unbounded_channel();
+        let producer = tokio::spawn(produce(
+            partition,
+            queued,
+            acked,
+            config.max_messages.max(1),
+        ));
+        tracing::info!(topic, brokers = %config.addrs.join(","), "writing to Kafka");
+        Ok(KafkaSink {
+            topic,
+            outbox: Some(outbox),
+            budget: Arc::new(Semaphore::new(QUEUED_BYTES)),
+            acks,
+            producer: Some(producer),
+            max_message_size: config.max_message_size,
+        })
+    }
+
+    async fn send(&mut self, commit_ts: i64, payload: Vec<u8>) -> Result<(), SinkError> {
+        if payload.len() > self.max_message_size {
+            return Err(kafka_error(format!(
+                "the binlog at commit ts {commit_ts} is a {} byte message, more than \
+                 kafka-max-message-size ({} bytes)",
+                payload.len(),
+                self.max_message_size
+            )));
+        }
+        let share = u32::try_from(payload.len().clamp(1, QUEUED_BYTES)).unwrap_or(u32::MAX);
+        let budget = self
+            .budget
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| kafka_error("the producer's byte budget is closed"))?;
+        let outbox = self
+            .outbox
+            .as_ref()
+            .ok_or_else(|| kafka_error("the sink is closed"))?;
+        outbox
+            .send(Outgoing {
+                commit_ts,
+                payload,
+                _budget: budget,
+            })
+            .map_err(|_| kafka_error(format!("the producer for topic {} stopped", self.topic)))
+    }
+
+    pub async fn write_dml(
+        &mut self,
+        commit_ts: i64,
+        prewrite: &PrewriteValue,
+        catalog: &Catalog,
+        keep: &(dyn Fn(&str, &str) -> bool + Sync),
+    ) -> Result<bool, SinkError> {
+        match kafka::dml_binlog(commit_ts, prewrite, catalog, keep)? {
+            Some(binlog) => {
+                self.send(commit_ts, binlog.encode_to_vec()).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub async fn write_ddl(&mut self, ddl: DdlStatement) -> Result<bool, SinkError> {
+        if ddl.skip {
+            return Ok(false);
+        }
+        let binlog = kafka::ddl_binlog(ddl.commit_ts, &ddl.database, &ddl.table, &ddl.query);
+        self.send(ddl.commit_ts, binlog.encode_to_vec()).await?;
+        Ok(true)
+    }
+
+    /// Waits until the broker acknowledged more messages; their commit ts, oldest first.
+    /// Cancel-safe.
+    pub async fn confirmations(&mut self) -> Result<Vec<i64>, SinkError> {
+        match self.acks.recv().await {
+            Some(Ok(acknowledged)) => Ok(acknowledged),
+            Some(Err(err)) => Err(kafka_error(err)),
+            None => Err(kafka_error(format!(
+                "the producer for topic {} stopped",
+                self.topic
+            ))),
+        }
+    }
+
+    /// Sends everything queued and stops; returns the commit ts acknowledged on the way.
+    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
+        self.outbox = None;
+        if let Some(producer) = self.producer.take() {
+            producer
+                .await
+                .map_err(|err| kafka_error(format!("the producer failed: {err}")))?;
+        }
+        let mut acknowledged = Vec::new();
+        while let Ok(acks) = self.acks.try_recv() {
+            acknowledged.extend(acks.map_err(kafka_error)?);
+        }
+        Ok(acknowledged)
+    }
+}
+
+/// Creates `topic` with one partition unless the brokers know it already.
+async fn ensure_topic(client: &Client, topic: &str) -> Result<(), SinkError> {
+    let topics = client
+        .list_topics()
+        .await
+        .map_err(|err| kafka_error(format!("listing topics: {err}")))?;
+    if topics.iter().any(|t| t.name == topic) {
+        return Ok(());
+    }
+    let controller = client
+        .controller_client()
+        .map_err(|err| kafka_error(format!("creating topic {topic}: {err}")))?;
+    // Replication factor -1: the broker's default.
+    match controller
+        .create_topic(topic, 1, -1, CREATE_TOPIC_TIMEOUT_MS)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(topic, "created the Kafka topic with one partition");
+            Ok(())
+        }
+        Err(KafkaError::ServerError {
+            protocol_error: ProtocolError::TopicAlreadyExists,
+            ..
+        }) => Ok(()),
+        Err(err) => Err(kafka_error(format!(
+            "creating topic {topic} (one partition): {err}; create it on the brokers"
+        ))),
+    }
+}
+
+/// Sends what is queued in batches, each acknowledged before the next goes (so the partition
+/// holds the messages in commit order), until the sink closes the queue.
+async fn produce(
+    partition: PartitionClient,
+    mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    acked: mpsc::UnboundedSender<Acknowledged>,
+    max_messages: usize,
+) {
+    let mut batch: Vec<Outgoing> = Vec::new();
+    loop {
+        match queued.recv().await {
+            Some(message) => batch.push(message),
+            None => return,
+        }
+        let mut bytes = batch[0].payload.len();
+        while batch.len() < max_messages && bytes < BATCH_BYTES {
+            match queued.try_recv() {
+                Ok(message) => {
+                    bytes += message.payload.len();
+                    batch.push(message);
+                }
+                Err(_) => break,
+            }
+        }
+        let timestamp = chrono::Utc::now();
+        let records = batch
+            .iter()
+            .map(|message| Record {
+                key: None,
+                value: Some(message.payload.clone()),
+                headers: BTreeMap::new(),
+                timestamp,
+            })
+            .collect();
+        let report = match partition.produce(records, Compression::NoCompression).await {
+            Ok(_) => Ok(batch.drain(..).map(|message| message.commit_ts).collect()),
+            Err(err) => Err(format!(
+                "writing {} messages (commit ts {}–{}) to topic {} partition {PARTITION}: {err}",
+                batch.len(),
+                batch[0].commit_ts,
+                batch[batch.len() - 1].commit_ts,
+                partition.topic()
+            )),
+        };
+        let failed = report.is_err();
+        if acked.send(report).is_err() || failed {
+            return;
+        }
+    }
+}
