@@ -505,9 +505,9 @@ async fn the_kafka_sink_streams_transactions_a_consumer_can_replay_to_equal_the_
     assert_downstream_equals_truth(&pipeline);
 }
 
-/// The Kafka sink through faults: the drainer SIGKILLed twice and the broker frozen for 3 s
-/// mid-run. Nothing is lost: a consumer that skips resent commit ts (as TiDB's reader does)
-/// still replays the topic to a database equal to the truth.
+/// The Kafka sink through faults: the broker frozen mid-run (the drainer says so in `/status`
+/// and waits), then the drainer SIGKILLed twice. Nothing is lost: a consumer that skips resent
+/// commit ts (as TiDB's reader does) still replays the topic to a database equal to the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_kafka_sink_loses_nothing_when_the_drainer_is_killed_or_the_broker_hangs() {
     let pipeline = Pipeline::start().await;
@@ -515,16 +515,19 @@ async fn the_kafka_sink_loses_nothing_when_the_drainer_is_killed_or_the_broker_h
     let topic = "binlog-faults";
     let mut drainer = pipeline.kafka_drainer("drainer-kafka-k", &broker, topic);
     let run = tokio::spawn(workload::run(pipeline.workload(400, 31)));
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    drainer.kill();
-    drainer.restart().unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     broker.freeze().unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let body = status_once_it_says(&drainer, "unacknowledged").await;
     broker.resume().unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    drainer.kill();
-    drainer.restart().unwrap();
+    assert!(
+        body.contains("unacknowledged for") && body.contains(topic),
+        "a hung broker must show in /status: {body}"
+    );
+    for pause_ms in [600u64, 900] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        drainer.kill();
+        drainer.restart().unwrap();
+    }
     pipeline
         .finish(&drainer, run, Duration::from_secs(120))
         .await;

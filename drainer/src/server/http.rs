@@ -93,28 +93,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
                 )
             })
             .or(syncer.trouble)
-            .or_else(|| {
-                shared
-                    .loader
-                    .as_ref()
-                    .and_then(|l| loader_trouble(&l.status()))
-            })
+            .or_else(|| shared.sink.trouble())
             .or(collector_error),
     };
     json(&body, false)
-}
-
-/// The downstream trouble the loader is retrying through, or why it stopped.
-fn loader_trouble(status: &binlog_loader::LoaderStatus) -> Option<String> {
-    if let Some(failed) = &status.failed {
-        return Some(failed.to_string());
-    }
-    status.retrying.as_ref().map(|r| {
-        format!(
-            "downstream: {} retrying after {} attempts: {}",
-            r.connection, r.attempts, r.error
-        )
-    })
 }
 
 #[derive(Serialize)]

@@ -31,7 +31,7 @@ use crate::filter::Filter;
 use crate::metrics::Metrics;
 use crate::puller::PullerSettings;
 use crate::schema::{Catalog, SchemaStatus, SchemaTracker, TidbStatusApi};
-use crate::sink::{FileSink, KafkaSink, MysqlSink, Sink};
+use crate::sink::{FileSink, KafkaSink, MysqlSink, Sink, SinkProbe};
 use crate::syncer::{Filters, Replay, Syncer, SyncerSettings, SyncerStatus};
 
 /// Safe mode is forced on this long after a start that cannot tell what was applied beyond the
@@ -58,7 +58,7 @@ pub(crate) struct Shared {
     collector: Arc<Mutex<CollectorStatus>>,
     syncer: Arc<Mutex<SyncerStatus>>,
     schema: Arc<Mutex<SchemaStatus>>,
-    loader: Option<Arc<Loader>>,
+    sink: SinkProbe,
     metrics: Metrics,
     started: Instant,
     synced_check_time: Duration,
@@ -112,11 +112,7 @@ async fn open_store(
     }
 }
 
-/// The sink, and its loader when it has one (for `/status`).
-async fn open_sink(
-    config: &Config,
-    cluster_id: u64,
-) -> Result<(Sink, Option<Arc<Loader>>), RunError> {
+async fn open_sink(config: &Config, cluster_id: u64) -> Result<Sink, RunError> {
     match &config.sink {
         SinkConfig::Mysql(sink) => {
             let mut loader = loader_config(&sink.connection);
@@ -128,12 +124,12 @@ async fn open_sink(
             loader.sql_mode = config.syncer.sql_mode.clone();
             loader.params = sink.params.clone().into_iter().collect();
             loader.read_timeout = sink.read_timeout;
-            let loader = Arc::new(Loader::connect(loader).await.map_err(fatal)?);
-            Ok((Sink::Mysql(MysqlSink::new(loader.clone())), Some(loader)))
+            let loader = Loader::connect(loader).await.map_err(fatal)?;
+            Ok(Sink::Mysql(MysqlSink::new(Arc::new(loader))))
         }
         SinkConfig::File(files) => {
             let writer = BinlogWriter::open(&files.dir).map_err(fatal)?;
-            Ok((Sink::File(FileSink::new(writer, files.retention)), None))
+            Ok(Sink::File(FileSink::new(writer, files.retention)))
         }
         SinkConfig::Kafka(kafka) => {
             let topic = kafka
@@ -141,7 +137,7 @@ async fn open_sink(
                 .clone()
                 .unwrap_or_else(|| format!("{cluster_id}_obinlog"));
             let sink = KafkaSink::connect(kafka, topic).await.map_err(fatal)?;
-            Ok((Sink::Kafka(sink), None))
+            Ok(Sink::Kafka(sink))
         }
     }
 }
@@ -219,7 +215,8 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         "checkpoint loaded"
     );
     let filter = Filter::new(&config.filter).map_err(fatal)?;
-    let (sink, loader) = open_sink(&config, pd.cluster_id()).await?;
+    let sink = open_sink(&config, pd.cluster_id()).await?;
+    let sink_probe = sink.probe();
     let schema_status = tracker.status();
     let syncer = Syncer::new(
         tracker,
@@ -266,7 +263,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         collector: collector_status.clone(),
         syncer: syncer_status,
         schema: schema_status,
-        loader,
+        sink: sink_probe,
         metrics: Metrics::new(),
         started: Instant::now(),
         synced_check_time: config.synced_check_time,

@@ -11,8 +11,8 @@
 //! acknowledgement are bounded in bytes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use binlog_proto::binlog::PrewriteValue;
 use prost::Message;
@@ -38,6 +38,46 @@ const BATCH_BYTES: usize = 1 << 20;
 const PARTITION: i32 = 0;
 /// How long topic creation may take on the broker.
 const CREATE_TOPIC_TIMEOUT_MS: i32 = 10_000;
+/// A batch unacknowledged for this long is reported in `/status`.
+const SLOW_ACKNOWLEDGEMENT: Duration = Duration::from_secs(2);
+
+/// The batch the brokers have not acknowledged yet, for `/status`: the client waits through a
+/// broker that is down or hung without a word, so this is where that shows.
+pub struct InFlight {
+    topic: String,
+    brokers: String,
+    batch: Mutex<Option<Batch>>,
+}
+
+struct Batch {
+    since: Instant,
+    first_commit_ts: i64,
+    messages: usize,
+}
+
+impl InFlight {
+    /// The unacknowledged batch, once it has waited [`SLOW_ACKNOWLEDGEMENT`].
+    pub fn trouble(&self) -> Option<String> {
+        let batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = batch.as_ref()?;
+        let waited = batch.since.elapsed();
+        (waited >= SLOW_ACKNOWLEDGEMENT).then(|| {
+            format!(
+                "Kafka: {} messages from commit ts {} unacknowledged for {:.0} s on topic {} \
+                 (brokers {}), waiting",
+                batch.messages,
+                batch.first_commit_ts,
+                waited.as_secs_f64(),
+                self.topic,
+                self.brokers
+            )
+        })
+    }
+
+    fn set(&self, batch: Option<Batch>) {
+        *self.batch.lock().unwrap_or_else(|e| e.into_inner()) = batch;
+    }
+}
 
 /// One message on its way, holding its share of the byte budget until acknowledged.
 struct Outgoing {
@@ -56,6 +96,7 @@ pub struct KafkaSink {
     acks: mpsc::UnboundedReceiver<Acknowledged>,
     producer: Option<JoinHandle<()>>,
     max_message_size: usize,
+    in_flight: Arc<InFlight>,
 }
 
 fn kafka_error(what: impl std::fmt::Display) -> SinkError {
@@ -90,11 +131,17 @@ impl KafkaSink {
             .map_err(|err| kafka_error(format!("topic {topic} partition {PARTITION}: {err}")))?;
         let (outbox, queued) = mpsc::unbounded_channel();
         let (acked, acks) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(InFlight {
+            topic: topic.clone(),
+            brokers: config.addrs.join(","),
+            batch: Mutex::new(None),
+        });
         let producer = tokio::spawn(produce(
             partition,
             queued,
             acked,
             config.max_messages.max(1),
+            in_flight.clone(),
         ));
         tracing::info!(topic, brokers = %config.addrs.join(","), "writing to Kafka");
         Ok(KafkaSink {
@@ -104,7 +151,13 @@ impl KafkaSink {
             acks,
             producer: Some(producer),
             max_message_size: config.max_message_size,
+            in_flight,
         })
+    }
+
+    /// What the brokers have not acknowledged yet (for `/status`).
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
     }
 
     async fn send(&mut self, commit_ts: i64, payload: Vec<u8>) -> Result<(), SinkError> {
@@ -228,6 +281,7 @@ async fn produce(
     mut queued: mpsc::UnboundedReceiver<Outgoing>,
     acked: mpsc::UnboundedSender<Acknowledged>,
     max_messages: usize,
+    in_flight: Arc<InFlight>,
 ) {
     let mut batch: Vec<Outgoing> = Vec::new();
     loop {
@@ -258,7 +312,14 @@ async fn produce(
                 timestamp,
             })
             .collect();
-        let report = match partition.produce(records, Compression::NoCompression).await {
+        in_flight.set(Some(Batch {
+            since: Instant::now(),
+            first_commit_ts: batch[0].commit_ts,
+            messages: batch.len(),
+        }));
+        let produced = partition.produce(records, Compression::NoCompression).await;
+        in_flight.set(None);
+        let report = match produced {
             Ok(_) => Ok(batch.drain(..).map(|message| message.commit_ts).collect()),
             Err(err) => Err(format!(
                 "writing {} messages (commit ts {}–{}) to topic {} partition {PARTITION}: {err}",

@@ -7,6 +7,9 @@ pub mod file;
 pub mod kafka;
 pub mod mysql;
 
+use std::sync::Arc;
+
+use binlog_loader::Loader;
 use binlog_proto::binlog::PrewriteValue;
 
 use crate::schema::Catalog;
@@ -41,6 +44,42 @@ pub struct DdlStatement {
     pub skip: bool,
 }
 
+/// What `/status` reads to say what the sink is struggling through, without reaching into the
+/// sink itself.
+#[derive(Clone)]
+pub enum SinkProbe {
+    /// Nothing to report (files: a failing write stops the drainer).
+    Quiet,
+    /// The loader's retries, or why it stopped.
+    Loader(Arc<Loader>),
+    /// A batch the Kafka brokers are slow to acknowledge.
+    Kafka(Arc<kafka::InFlight>),
+}
+
+impl SinkProbe {
+    /// The trouble, if any, in a sentence.
+    pub fn trouble(&self) -> Option<String> {
+        match self {
+            SinkProbe::Quiet => None,
+            SinkProbe::Loader(loader) => loader_trouble(&loader.status()),
+            SinkProbe::Kafka(in_flight) => in_flight.trouble(),
+        }
+    }
+}
+
+/// The downstream trouble the loader is retrying through, or why it stopped.
+fn loader_trouble(status: &binlog_loader::LoaderStatus) -> Option<String> {
+    if let Some(failed) = &status.failed {
+        return Some(failed.to_string());
+    }
+    status.retrying.as_ref().map(|r| {
+        format!(
+            "downstream: {} retrying after {} attempts: {}",
+            r.connection, r.attempts, r.error
+        )
+    })
+}
+
 /// The configured sink.
 pub enum Sink {
     Mysql(MysqlSink),
@@ -49,6 +88,14 @@ pub enum Sink {
 }
 
 impl Sink {
+    pub fn probe(&self) -> SinkProbe {
+        match self {
+            Sink::Mysql(sink) => SinkProbe::Loader(sink.loader()),
+            Sink::File(_) => SinkProbe::Quiet,
+            Sink::Kafka(sink) => SinkProbe::Kafka(sink.in_flight()),
+        }
+    }
+
     /// Translates and writes one transaction's row changes; `false` when nothing survived the
     /// filter (the caller then records progress without a write). The MySQL sink takes the raw
     /// rows out of `prewrite` as it translates them; an unknown table fails before that.

@@ -31,6 +31,11 @@ pub struct MysqlSink {
 }
 
 impl MysqlSink {
+    /// The loader it writes through.
+    pub fn loader(&self) -> Arc<Loader> {
+        self.loader.clone()
+    }
+
     /// A sink writing through `loader` (shared with whoever shows its status).
     pub fn new(loader: Arc<Loader>) -> MysqlSink {
         let applied = loader.applied();
