@@ -112,6 +112,20 @@ fn broker_binary() -> anyhow::Result<String> {
 
 /// Every message of `topic`'s partition 0 on the broker at `addr`, decoded, in offset order.
 pub async fn read_topic(addr: &str, topic: &str) -> anyhow::Result<Vec<secondary::Binlog>> {
+    read_values(addr, topic)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(offset, value)| {
+            secondary::Binlog::decode(value.as_slice())
+                .with_context(|| format!("message at offset {offset} of {topic}"))
+        })
+        .collect()
+}
+
+/// The value of every message of `topic`'s partition 0 on the broker at `addr`, up to its end
+/// when called, in offset order.
+pub async fn read_values(addr: &str, topic: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     let client = ClientBuilder::new(vec![addr.to_string()])
         .build()
         .await
@@ -120,7 +134,7 @@ pub async fn read_topic(addr: &str, topic: &str) -> anyhow::Result<Vec<secondary
         .partition_client(topic, 0, UnknownTopicHandling::Error)
         .await
         .with_context(|| format!("topic {topic} partition 0"))?;
-    let mut binlogs = Vec::new();
+    let mut values = Vec::new();
     let mut offset = 0;
     loop {
         let (records, high_watermark) =
@@ -130,14 +144,10 @@ pub async fn read_topic(addr: &str, topic: &str) -> anyhow::Result<Vec<secondary
                 .with_context(|| format!("fetching {topic} from offset {offset}"))?;
         for record in records {
             offset = record.offset + 1;
-            let value = record.record.value.unwrap_or_default();
-            binlogs.push(
-                secondary::Binlog::decode(value.as_slice())
-                    .with_context(|| format!("message at offset {} of {topic}", record.offset))?,
-            );
+            values.push(record.record.value.unwrap_or_default());
         }
         if offset >= high_watermark {
-            return Ok(binlogs);
+            return Ok(values);
         }
     }
 }

@@ -107,6 +107,8 @@ impl KafkaSink {
     /// Connects to the brokers (waiting while none answers) and makes sure the topic exists,
     /// creating it with one partition when it does not.
     pub async fn connect(config: &KafkaConfig, topic: String) -> Result<KafkaSink, SinkError> {
+        // The client retries without a deadline: say where the drainer waits.
+        tracing::info!(topic, brokers = %config.addrs.join(","), "connecting to Kafka");
         let client = ClientBuilder::new(config.addrs.clone())
             .client_id(config.client_id.as_str())
             .max_message_size(config.max_message_size)

@@ -64,7 +64,13 @@ pub(super) async fn bench_kafka(
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
     let drained = drain(world, &client, written.last_commit_ts).await?;
-    let messages = read_all(&client, KAFKA_TOPIC, drained.end_offset).await?;
+    let messages = e2e::kafka::read_values(&broker, KAFKA_TOPIC).await?;
+    anyhow::ensure!(
+        messages.len() as i64 == drained.end_offset,
+        "the topic holds {} messages, the drainer was timed up to offset {}",
+        messages.len(),
+        drained.end_offset
+    );
     let bytes: usize = messages.iter().map(Vec::len).sum();
     let mut baselines = Vec::new();
     for run in 0..BASELINE_RUNS {
@@ -223,26 +229,6 @@ async fn end_offset(partition: &PartitionClient) -> anyhow::Result<i64> {
         .get_offset(OffsetAt::Latest)
         .await
         .context("the topic's end offset")
-}
-
-/// The values of every message of `topic` below `end`.
-async fn read_all(client: &Client, topic: &str, end: i64) -> anyhow::Result<Vec<Vec<u8>>> {
-    let partition = client
-        .partition_client(topic, 0, UnknownTopicHandling::Error)
-        .await?;
-    let mut values = Vec::new();
-    let mut offset = 0;
-    while offset < end {
-        let (records, _) = partition
-            .fetch_records(offset, 1..(64 << 20), 100)
-            .await
-            .with_context(|| format!("fetching {topic} from offset {offset}"))?;
-        for record in records {
-            offset = record.offset + 1;
-            values.push(record.record.value.unwrap_or_default());
-        }
-    }
-    Ok(values)
 }
 
 struct BaselineRun {
