@@ -10,13 +10,11 @@ use anyhow::Context;
 use binlog_loader::{LoaderConfig, bulk};
 use mysql_async::prelude::Queryable;
 
-use super::data::{Amount, BacklogPlan, write_backlog};
+use super::data::{BacklogPlan, write_backlog};
 use super::world::{CATCH_UP_LIMIT, DrainerWorld, query_u64};
 use super::{ApplySettings, CpuMark, CpuUse};
 use crate::{Memory, TsSource, count, figure_line, mib, print_section, target_line};
 
-/// Concurrent transactions while the backlog is written.
-const WRITERS: usize = 32;
 /// How often the downstream is looked at while the drainer applies.
 const POLL: Duration = Duration::from_millis(10);
 const TARGET_RATIO: f64 = 0.8;
@@ -105,8 +103,9 @@ pub(super) async fn bench_apply(
         "drainer-apply must run first in its world (it checksums and empties whole tables)"
     );
     let drainer = world.settings();
-    let rows_per_txn = 1..settings.max_txn_rows.max(1) + 1;
     let tables = world.writer.tables.clone();
+    let plan = BacklogPlan::small_inserts(&settings, tables.len());
+    let rows_per_txn = plan.rows_per_txn.clone();
     let names: Vec<String> = tables.iter().map(|t| t.qualified()).collect();
     println!(
         "\n== drainer-apply: {} rows inserted in transactions of {}–{} rows over {}; drainer \
@@ -121,13 +120,6 @@ pub(super) async fn bench_apply(
     let first_keys: Vec<u64> = tables.iter().map(|t| t.next_key()).collect();
     let ts = Arc::new(TsSource::new(world.world.pd.get_ts().await?));
     let writing = Instant::now();
-    let plan = BacklogPlan {
-        amount: Amount::Rows(settings.rows),
-        rows_per_txn: rows_per_txn.clone(),
-        tables: (0..tables.len()).collect(),
-        text_len: None,
-        concurrency: WRITERS,
-    };
     let written = write_backlog(&world.writer, &ts, &plan).await?;
     let ranges: Vec<Range<u64>> = tables
         .iter()

@@ -25,6 +25,7 @@ use e2e::tidb::{CommitOutcome, TidbPumpClient};
 use prost::Message;
 use tidb_codec::{ColumnValue, TableInfo};
 
+use super::ApplySettings;
 use crate::TsSource;
 
 /// The benchmark tables, as `(database, table)` of the simulator's initial schema.
@@ -292,6 +293,24 @@ pub(super) struct BacklogPlan {
     pub(super) text_len: Option<usize>,
     /// Writers, each with one transaction in flight.
     pub(super) concurrency: usize,
+}
+
+/// Concurrent transactions while a backlog of small inserts is written.
+const SMALL_INSERT_WRITERS: usize = 32;
+
+impl BacklogPlan {
+    /// `settings.rows` rows inserted in transactions of 1 to `settings.max_txn_rows` rows, each
+    /// row in a random one of `tables` tables: the backlog `drainer-apply` and `drainer-kafka`
+    /// drain.
+    pub(super) fn small_inserts(settings: &ApplySettings, tables: usize) -> BacklogPlan {
+        BacklogPlan {
+            amount: Amount::Rows(settings.rows),
+            rows_per_txn: 1..settings.max_txn_rows.max(1) + 1,
+            tables: (0..tables).collect(),
+            text_len: None,
+            concurrency: SMALL_INSERT_WRITERS,
+        }
+    }
 }
 
 /// What a backlog write did.

@@ -11,13 +11,11 @@ use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, Unknown
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 
-use super::data::{Amount, BacklogPlan, write_backlog};
+use super::data::{BacklogPlan, write_backlog};
 use super::world::{CATCH_UP_LIMIT, DrainerWorld, KAFKA_TOPIC};
 use super::{ApplySettings, CpuMark, CpuUse};
 use crate::{Memory, TsSource, count, figure_line, print_section};
 
-/// Concurrent transactions while the backlog is written.
-const WRITERS: usize = 32;
 /// How often the topic's end offset is looked at while the drainer writes.
 const POLL: Duration = Duration::from_millis(10);
 /// The baseline's batches: the Kafka sink's defaults (`kafka-max-messages`, its batch bytes).
@@ -45,13 +43,7 @@ pub(super) async fn bench_kafka(
         settings.max_txn_rows
     );
     let ts = Arc::new(TsSource::new(world.world.pd.get_ts().await?));
-    let plan = BacklogPlan {
-        amount: Amount::Rows(settings.rows),
-        rows_per_txn: 1..settings.max_txn_rows.max(1) + 1,
-        tables: (0..world.writer.tables.len()).collect(),
-        text_len: None,
-        concurrency: WRITERS,
-    };
+    let plan = BacklogPlan::small_inserts(&settings, world.writer.tables.len());
     let written = write_backlog(&world.writer, &ts, &plan).await?;
     println!(
         "backlog written: {} transactions, {} rows",
