@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 
@@ -172,17 +172,17 @@ async fn drain(
         anyhow::ensure!(Instant::now() < deadline, "the drainer created no topic");
         tokio::time::sleep(POLL).await;
     };
-    let mut first = end_offset(&partition).await?;
+    let mut first = end_offset(&partition, 0).await?;
     while first == 0 {
         anyhow::ensure!(Instant::now() < deadline, "no message landed");
         tokio::time::sleep(POLL).await;
-        first = end_offset(&partition).await?;
+        first = end_offset(&partition, 0).await?;
     }
     let from = CpuMark::take(Some(pid), broker)?;
     let (mut last, mut to) = (first, CpuMark::take(Some(pid), broker)?);
     let mut next_checkpoint_look = Instant::now();
     loop {
-        let now = end_offset(&partition).await?;
+        let now = end_offset(&partition, last).await?;
         if now != last {
             last = now;
             to = CpuMark::take(Some(pid), broker)?;
@@ -192,7 +192,7 @@ async fn drain(
                 .checkpoint_ts()
                 .await
                 .is_some_and(|ts| ts >= last_commit_ts)
-                && end_offset(&partition).await? == last
+                && end_offset(&partition, last).await? == last
             {
                 break;
             }
@@ -216,11 +216,14 @@ async fn drain(
     })
 }
 
-async fn end_offset(partition: &PartitionClient) -> anyhow::Result<i64> {
-    partition
-        .get_offset(OffsetAt::Latest)
+/// The topic's end (high watermark), as a fetch from `from` reports it: Tansu's `ListOffsets`
+/// answers the last batch's start rather than the end.
+async fn end_offset(partition: &PartitionClient, from: i64) -> anyhow::Result<i64> {
+    let (_, high_watermark) = partition
+        .fetch_records(from, 1..4096, 10)
         .await
-        .context("the topic's end offset")
+        .context("the topic's end offset")?;
+    Ok(high_watermark)
 }
 
 struct BaselineRun {
