@@ -28,15 +28,20 @@ pub struct KafkaBroker {
 }
 
 impl KafkaBroker {
-    /// Starts the broker and waits until it accepts connections.
+    /// Starts the broker on a free port and waits until it accepts connections.
     pub fn start() -> anyhow::Result<KafkaBroker> {
         let binary = broker_binary()?;
-        crate::process::with_port_retries(|| Self::start_once(&binary))
+        crate::process::with_port_retries(|| Self::start_once(&binary, free_port()))
     }
 
-    fn start_once(binary: &str) -> anyhow::Result<KafkaBroker> {
+    /// Starts the broker on `port` (one a client was given before the broker existed).
+    pub fn start_at(port: u16) -> anyhow::Result<KafkaBroker> {
+        Self::start_once(&broker_binary()?, port)
+    }
+
+    fn start_once(binary: &str, port: u16) -> anyhow::Result<KafkaBroker> {
         let dir = tempfile::Builder::new().prefix("e2e-kafka").tempdir()?;
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{port}");
         let url = format!("tcp://{addr}");
         let mut command = Command::new(binary);
         command

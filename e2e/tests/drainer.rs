@@ -505,6 +505,42 @@ async fn the_kafka_sink_streams_transactions_a_consumer_can_replay_to_equal_the_
     assert_downstream_equals_truth(&pipeline);
 }
 
+/// A drainer whose Kafka broker is not up yet starts anyway, comes online and says in `/status`
+/// that it cannot reach the broker; once the broker is up, everything reaches the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kafka_sink_waits_for_a_broker_that_is_not_up_yet() {
+    let pipeline = Pipeline::start().await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let topic = "binlog-late";
+    let downstream = Downstream::Kafka {
+        addr: addr.clone(),
+        topic: topic.to_string(),
+    };
+    let drainer = pipeline
+        .world
+        .start_drainer("drainer-kafka-w", &downstream, "", &[])
+        .unwrap();
+    assert!(
+        pipeline
+            .world
+            .wait_state(NodeKind::Drainer, "drainer-kafka-w", NodeState::Online)
+            .await
+    );
+    let body = status_once_it_says(&drainer, "cannot reach brokers").await;
+    assert!(
+        body.contains(&addr) && body.contains(topic),
+        "an unreachable broker must show in /status: {body}"
+    );
+    let broker = KafkaBroker::start_at(port).unwrap();
+    pipeline.replicate(&drainer, 150, 37).await;
+    let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
+    e2e::kafka::apply_binlogs(&pipeline.downstream.url(), &binlogs)
+        .await
+        .unwrap();
+    assert_downstream_equals_truth(&pipeline);
+}
+
 /// The Kafka sink through faults: the broker frozen mid-run (the drainer says so in `/status`
 /// and waits), then the drainer SIGKILLed twice. Nothing is lost: a consumer that skips resent
 /// commit ts (as TiDB's reader does) still replays the topic to a database equal to the truth.

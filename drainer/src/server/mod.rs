@@ -136,8 +136,7 @@ async fn open_sink(config: &Config, cluster_id: u64) -> Result<Sink, RunError> {
                 .topic_name
                 .clone()
                 .unwrap_or_else(|| format!("{cluster_id}_obinlog"));
-            let sink = KafkaSink::connect(kafka, topic).await.map_err(fatal)?;
-            Ok(Sink::Kafka(sink))
+            Ok(Sink::Kafka(KafkaSink::start(kafka, topic)))
         }
     }
 }

@@ -4,9 +4,11 @@
 //! written once the broker acknowledged it from every in-sync replica (acks = all); that is what
 //! the checkpoint waits for.
 //!
-//! A broker that is down is waited for (the client reconnects with backoff, without a deadline)
-//! and nothing is dropped; an error the broker gives for the messages themselves stops the
-//! drainer, which resumes from its checkpoint. As with the original, a message can then be
+//! The producer task connects by itself, so the drainer starts, registers and serves `/status`
+//! while the brokers are unreachable; `/status` says so, and what it has not acknowledged for a
+//! while. A broker that is down is waited for and nothing is dropped; an error the broker gives
+//! for the messages themselves (or a topic it refuses to create) stops the drainer, which
+//! resumes from its checkpoint. As with the original, a message can then be
 //! written twice: consumers skip commit ts they have seen. Messages waiting for their
 //! acknowledgement are bounded in bytes.
 
@@ -40,13 +42,24 @@ const PARTITION: i32 = 0;
 const CREATE_TOPIC_TIMEOUT_MS: i32 = 10_000;
 /// A batch unacknowledged for this long is reported in `/status`.
 const SLOW_ACKNOWLEDGEMENT: Duration = Duration::from_secs(2);
+/// How long one connection attempt retries inside the client before `/status` hears of it.
+const CONNECT_ATTEMPT: Duration = Duration::from_secs(3);
+/// Waits between connection attempts: from the first, doubling up to the last.
+const RECONNECT_WAIT: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
 
-/// The batch the brokers have not acknowledged yet, for `/status`: the client waits through a
-/// broker that is down or hung without a word, so this is where that shows.
+/// What the producer is stuck on, for `/status`: the client waits through a broker that is
+/// down or hung without a word, so this is where that shows.
 pub struct InFlight {
     topic: String,
     brokers: String,
     batch: Mutex<Option<Batch>>,
+    connecting: Mutex<Option<Connecting>>,
+}
+
+/// Connection attempts that failed so far, and the last error.
+struct Connecting {
+    attempts: u32,
+    error: String,
 }
 
 struct Batch {
@@ -56,8 +69,15 @@ struct Batch {
 }
 
 impl InFlight {
-    /// The unacknowledged batch, once it has waited [`SLOW_ACKNOWLEDGEMENT`].
+    /// Failed connection attempts, or the unacknowledged batch once it has waited
+    /// [`SLOW_ACKNOWLEDGEMENT`].
     pub fn trouble(&self) -> Option<String> {
+        if let Some(connecting) = &*self.connecting.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Some(format!(
+                "Kafka: cannot reach brokers {} for topic {} ({} attempts), retrying: {}",
+                self.brokers, self.topic, connecting.attempts, connecting.error
+            ));
+        }
         let batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
         let batch = batch.as_ref()?;
         let waited = batch.since.elapsed();
@@ -76,6 +96,10 @@ impl InFlight {
 
     fn set(&self, batch: Option<Batch>) {
         *self.batch.lock().unwrap_or_else(|e| e.into_inner()) = batch;
+    }
+
+    fn set_connecting(&self, connecting: Option<Connecting>) {
+        *self.connecting.lock().unwrap_or_else(|e| e.into_inner()) = connecting;
     }
 }
 
@@ -104,49 +128,25 @@ fn kafka_error(what: impl std::fmt::Display) -> SinkError {
 }
 
 impl KafkaSink {
-    /// Connects to the brokers (waiting while none answers) and makes sure the topic exists,
-    /// creating it with one partition when it does not.
-    pub async fn connect(config: &KafkaConfig, topic: String) -> Result<KafkaSink, SinkError> {
-        // The client retries without a deadline: say where the drainer waits.
-        tracing::info!(topic, brokers = %config.addrs.join(","), "connecting to Kafka");
-        let client = ClientBuilder::new(config.addrs.clone())
-            .client_id(config.client_id.as_str())
-            .max_message_size(config.max_message_size)
-            .backoff_config(BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(5),
-                base: 2.0,
-                deadline: None,
-            })
-            .build()
-            .await
-            .map_err(|err| {
-                kafka_error(format!(
-                    "connecting to brokers {}: {err}",
-                    config.addrs.join(",")
-                ))
-            })?;
-        ensure_topic(&client, &topic).await?;
-        let partition = client
-            .partition_client(topic.as_str(), PARTITION, UnknownTopicHandling::Retry)
-            .await
-            .map_err(|err| kafka_error(format!("topic {topic} partition {PARTITION}: {err}")))?;
+    /// Starts the producer task, which connects to the brokers (retrying while none answers),
+    /// creates the topic with one partition when it does not exist, and sends what is queued.
+    pub fn start(config: &KafkaConfig, topic: String) -> KafkaSink {
         let (outbox, queued) = mpsc::unbounded_channel();
         let (acked, acks) = mpsc::unbounded_channel();
         let in_flight = Arc::new(InFlight {
             topic: topic.clone(),
             brokers: config.addrs.join(","),
             batch: Mutex::new(None),
+            connecting: Mutex::new(None),
         });
-        let producer = tokio::spawn(produce(
-            partition,
+        let producer = tokio::spawn(run_producer(
+            config.clone(),
+            topic.clone(),
             queued,
             acked,
-            config.max_messages.max(1),
             in_flight.clone(),
         ));
-        tracing::info!(topic, brokers = %config.addrs.join(","), "writing to Kafka");
-        Ok(KafkaSink {
+        KafkaSink {
             topic,
             outbox: Some(outbox),
             budget: Arc::new(Semaphore::new(QUEUED_BYTES)),
@@ -154,7 +154,7 @@ impl KafkaSink {
             producer: Some(producer),
             max_message_size: config.max_message_size,
             in_flight,
-        })
+        }
     }
 
     /// What the brokers have not acknowledged yet (for `/status`).
@@ -245,18 +245,103 @@ impl KafkaSink {
     }
 }
 
+/// Connects, then sends until the sink closes the queue; a failure that retrying cannot cure is
+/// reported through `acked`.
+async fn run_producer(
+    config: KafkaConfig,
+    topic: String,
+    queued: mpsc::UnboundedReceiver<Outgoing>,
+    acked: mpsc::UnboundedSender<Acknowledged>,
+    in_flight: Arc<InFlight>,
+) {
+    match connect(&config, &topic, &in_flight).await {
+        Ok(partition) => {
+            tracing::info!(topic, brokers = %in_flight.brokers, "writing to Kafka");
+            produce(
+                partition,
+                queued,
+                acked,
+                config.max_messages.max(1),
+                in_flight,
+            )
+            .await
+        }
+        Err(err) => {
+            let _ = acked.send(Err(err));
+        }
+    }
+}
+
+/// Why a connection attempt failed, and whether another may succeed.
+enum ConnectError {
+    /// The brokers did not answer, or not yet usefully: try again.
+    Unreachable(String),
+    /// The brokers refused what the drainer needs (the topic): stop.
+    Refused(String),
+}
+
+/// The partition client, once the brokers answer and the topic exists. Failed attempts are
+/// shown in `/status` and retried with backoff, without end.
+async fn connect(
+    config: &KafkaConfig,
+    topic: &str,
+    in_flight: &InFlight,
+) -> Result<PartitionClient, String> {
+    let mut wait = RECONNECT_WAIT.0;
+    let mut attempts = 0;
+    loop {
+        match connect_once(config, topic).await {
+            Ok(partition) => {
+                in_flight.set_connecting(None);
+                return Ok(partition);
+            }
+            Err(ConnectError::Refused(err)) => return Err(err),
+            Err(ConnectError::Unreachable(error)) => {
+                attempts += 1;
+                tracing::warn!(topic, brokers = %in_flight.brokers, attempts, error, "cannot reach Kafka, retrying");
+                in_flight.set_connecting(Some(Connecting { attempts, error }));
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECONNECT_WAIT.1);
+    }
+}
+
+async fn connect_once(config: &KafkaConfig, topic: &str) -> Result<PartitionClient, ConnectError> {
+    let unreachable = |what: &str, err: rskafka::client::error::Error| {
+        ConnectError::Unreachable(format!("{what}: {err}"))
+    };
+    let client = ClientBuilder::new(config.addrs.clone())
+        .client_id(config.client_id.as_str())
+        .max_message_size(config.max_message_size)
+        .backoff_config(BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+            deadline: Some(CONNECT_ATTEMPT),
+        })
+        .build()
+        .await
+        .map_err(|err| unreachable("connecting", err))?;
+    ensure_topic(&client, topic).await?;
+    client
+        .partition_client(topic, PARTITION, UnknownTopicHandling::Retry)
+        .await
+        .map_err(|err| unreachable(&format!("partition {PARTITION}"), err))
+}
+
 /// Creates `topic` with one partition unless the brokers know it already.
-async fn ensure_topic(client: &Client, topic: &str) -> Result<(), SinkError> {
+async fn ensure_topic(client: &Client, topic: &str) -> Result<(), ConnectError> {
     let topics = client
         .list_topics()
         .await
-        .map_err(|err| kafka_error(format!("listing topics: {err}")))?;
+        .map_err(|err| ConnectError::Unreachable(format!("listing topics: {err}")))?;
     if topics.iter().any(|t| t.name == topic) {
         return Ok(());
     }
     let controller = client
         .controller_client()
-        .map_err(|err| kafka_error(format!("creating topic {topic}: {err}")))?;
+        .map_err(|err| ConnectError::Unreachable(format!("finding the controller: {err}")))?;
     // Replication factor -1: the broker's default.
     match controller
         .create_topic(topic, 1, -1, CREATE_TOPIC_TIMEOUT_MS)
@@ -270,8 +355,11 @@ async fn ensure_topic(client: &Client, topic: &str) -> Result<(), SinkError> {
             protocol_error: ProtocolError::TopicAlreadyExists,
             ..
         }) => Ok(()),
-        Err(err) => Err(kafka_error(format!(
+        Err(err @ KafkaError::ServerError { .. }) => Err(ConnectError::Refused(format!(
             "creating topic {topic} (one partition): {err}; create it on the brokers"
+        ))),
+        Err(err) => Err(ConnectError::Unreachable(format!(
+            "creating topic {topic}: {err}"
         ))),
     }
 }
