@@ -1,6 +1,7 @@
 //! The drainer end to end: real etcd, pd-sim, two real pumps, the upstream simulator (TiDB's
 //! binlog writes, DDL history and status API, a truth MariaDB) and a real drainer applying to a
-//! second MariaDB. Every case ends with the downstream equal to the truth, table by table.
+//! second MariaDB (or writing to a real Kafka-protocol broker, whose topic a consumer replays
+//! into it). Every case ends with the downstream equal to the truth, table by table.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
