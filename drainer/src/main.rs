@@ -28,7 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = binlog_cluster::logging::init(&config.log_level, config.log_file.as_deref()) {
+    // The Kafka client logs each reconnection attempt, several a second while a broker is
+    // down; the Kafka sink reports those itself, once per round of attempts.
+    let level = match config.log_level.as_str() {
+        "debug" | "trace" => config.log_level.clone(),
+        level => format!("{level},rskafka=error"),
+    };
+    if let Err(err) = binlog_cluster::logging::init(&level, config.log_file.as_deref()) {
         eprintln!("drainer: {err}");
         return ExitCode::FAILURE;
     }

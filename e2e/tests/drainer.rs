@@ -542,6 +542,39 @@ async fn the_kafka_sink_waits_for_a_broker_that_is_not_up_yet() {
     assert_downstream_equals_truth(&pipeline);
 }
 
+/// A drainer whose Kafka broker never answers still stops on SIGTERM, recorded `paused`: the
+/// producer, stuck connecting, is given up on after a while instead of holding the stop forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drainer_whose_kafka_broker_never_answers_stops_on_sigterm() {
+    let pipeline = Pipeline::start().await;
+    let downstream = Downstream::Kafka {
+        addr: format!("127.0.0.1:{}", free_port()),
+        topic: "binlog-nowhere".to_string(),
+    };
+    let mut drainer = pipeline
+        .world
+        .start_drainer("drainer-kafka-x", &downstream, "", &[])
+        .unwrap();
+    let world = &pipeline.world;
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-kafka-x", NodeState::Online)
+            .await
+    );
+    status_once_it_says(&drainer, "cannot reach brokers").await;
+    let exit = drainer.terminate();
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "the drainer did not stop cleanly on SIGTERM ({exit:?}):\n{}",
+        drainer.log_tail()
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-kafka-x", NodeState::Paused)
+            .await
+    );
+}
+
 /// The Kafka sink through faults: the broker frozen mid-run (the drainer says so in `/status`
 /// and waits), then the drainer SIGKILLed twice. Nothing is lost: a consumer that skips resent
 /// commit ts (as TiDB's reader does) still replays the topic to a database equal to the truth.

@@ -44,6 +44,8 @@ const CREATE_TOPIC_TIMEOUT_MS: i32 = 10_000;
 const SLOW_ACKNOWLEDGEMENT: Duration = Duration::from_secs(2);
 /// How long one connection attempt retries inside the client before `/status` hears of it.
 const CONNECT_ATTEMPT: Duration = Duration::from_secs(3);
+/// How long stopping waits for the brokers to acknowledge what is queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// Waits between connection attempts: from the first, doubling up to the last.
 const RECONNECT_WAIT: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
 
@@ -229,13 +231,26 @@ impl KafkaSink {
         }
     }
 
-    /// Sends everything queued and stops; returns the commit ts acknowledged on the way.
+    /// Sends everything queued and stops; returns the commit ts acknowledged on the way. Brokers
+    /// that do not take it all within [`CLOSE_WAIT`] are given up on: what they did not
+    /// acknowledge is past the checkpoint, so it is sent again after a restart.
     pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
         self.outbox = None;
-        if let Some(producer) = self.producer.take() {
-            producer
-                .await
-                .map_err(|err| kafka_error(format!("the producer failed: {err}")))?;
+        if let Some(mut producer) = self.producer.take() {
+            match tokio::time::timeout(CLOSE_WAIT, &mut producer).await {
+                Ok(joined) => {
+                    joined.map_err(|err| kafka_error(format!("the producer failed: {err}")))?
+                }
+                Err(_) => {
+                    producer.abort();
+                    tracing::warn!(
+                        topic = self.topic,
+                        "the Kafka brokers did not take everything within {} s of stopping; \
+                         the rest is sent again after a restart",
+                        CLOSE_WAIT.as_secs()
+                    );
+                }
+            }
         }
         let mut acknowledged = Vec::new();
         while let Ok(acks) = self.acks.try_recv() {
