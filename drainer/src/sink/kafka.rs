@@ -8,9 +8,9 @@
 //! while the brokers are unreachable; `/status` says so, and what it has not acknowledged for a
 //! while. A broker that is down is waited for and nothing is dropped; an error the broker gives
 //! for the messages themselves (or a topic it refuses to create) stops the drainer, which
-//! resumes from its checkpoint. As with the original, a message can then be
-//! written twice: consumers skip commit ts they have seen. Messages waiting for their
-//! acknowledgement are bounded in bytes.
+//! resumes from its checkpoint. As with the original, a message can then be written twice:
+//! consumers skip commit ts they have seen. Messages waiting for their acknowledgement are
+//! bounded in bytes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,12 +46,13 @@ const SLOW_ACKNOWLEDGEMENT: Duration = Duration::from_secs(2);
 const CONNECT_ATTEMPT: Duration = Duration::from_secs(3);
 /// How long stopping waits for the brokers to acknowledge what is queued.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
-/// Waits between connection attempts: from the first, doubling up to the last.
-const RECONNECT_WAIT: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+/// The wait after the first failed connection attempt; it doubles up to [`MAX_RECONNECT_WAIT`].
+const FIRST_RECONNECT_WAIT: Duration = Duration::from_millis(500);
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// What the producer is stuck on, for `/status`: the client waits through a broker that is
 /// down or hung without a word, so this is where that shows.
-pub struct InFlight {
+pub struct ProducerState {
     topic: String,
     brokers: String,
     batch: Mutex<Option<Batch>>,
@@ -70,7 +71,7 @@ struct Batch {
     messages: usize,
 }
 
-impl InFlight {
+impl ProducerState {
     /// Failed connection attempts, or the unacknowledged batch once it has waited
     /// [`SLOW_ACKNOWLEDGEMENT`].
     pub fn trouble(&self) -> Option<String> {
@@ -96,7 +97,7 @@ impl InFlight {
         })
     }
 
-    fn set(&self, batch: Option<Batch>) {
+    fn set_batch(&self, batch: Option<Batch>) {
         *self.batch.lock().unwrap_or_else(|e| e.into_inner()) = batch;
     }
 
@@ -122,7 +123,7 @@ pub struct KafkaSink {
     acks: mpsc::UnboundedReceiver<Acknowledged>,
     producer: Option<JoinHandle<()>>,
     max_message_size: usize,
-    in_flight: Arc<InFlight>,
+    producer_state: Arc<ProducerState>,
 }
 
 fn kafka_error(what: impl std::fmt::Display) -> SinkError {
@@ -135,7 +136,7 @@ impl KafkaSink {
     pub fn start(config: &KafkaConfig, topic: String) -> KafkaSink {
         let (outbox, queued) = mpsc::unbounded_channel();
         let (acked, acks) = mpsc::unbounded_channel();
-        let in_flight = Arc::new(InFlight {
+        let producer_state = Arc::new(ProducerState {
             topic: topic.clone(),
             brokers: config.addrs.join(","),
             batch: Mutex::new(None),
@@ -146,7 +147,7 @@ impl KafkaSink {
             topic.clone(),
             queued,
             acked,
-            in_flight.clone(),
+            producer_state.clone(),
         ));
         KafkaSink {
             topic,
@@ -155,13 +156,13 @@ impl KafkaSink {
             acks,
             producer: Some(producer),
             max_message_size: config.max_message_size,
-            in_flight,
+            producer_state,
         }
     }
 
-    /// What the brokers have not acknowledged yet (for `/status`).
-    pub fn in_flight(&self) -> Arc<InFlight> {
-        self.in_flight.clone()
+    /// What the producer is stuck on, if anything (for `/status`).
+    pub fn producer_state(&self) -> Arc<ProducerState> {
+        self.producer_state.clone()
     }
 
     async fn send(&mut self, commit_ts: i64, payload: Vec<u8>) -> Result<(), SinkError> {
@@ -267,17 +268,17 @@ async fn run_producer(
     topic: String,
     queued: mpsc::UnboundedReceiver<Outgoing>,
     acked: mpsc::UnboundedSender<Acknowledged>,
-    in_flight: Arc<InFlight>,
+    producer_state: Arc<ProducerState>,
 ) {
-    match connect(&config, &topic, &in_flight).await {
+    match connect(&config, &topic, &producer_state).await {
         Ok(partition) => {
-            tracing::info!(topic, brokers = %in_flight.brokers, "writing to Kafka");
+            tracing::info!(topic, brokers = %producer_state.brokers, "writing to Kafka");
             produce(
                 partition,
                 queued,
                 acked,
                 config.max_messages.max(1),
-                in_flight,
+                producer_state,
             )
             .await
         }
@@ -300,25 +301,31 @@ enum ConnectError {
 async fn connect(
     config: &KafkaConfig,
     topic: &str,
-    in_flight: &InFlight,
+    producer_state: &ProducerState,
 ) -> Result<PartitionClient, String> {
-    let mut wait = RECONNECT_WAIT.0;
+    let mut wait = FIRST_RECONNECT_WAIT;
     let mut attempts = 0;
     loop {
         match connect_once(config, topic).await {
             Ok(partition) => {
-                in_flight.set_connecting(None);
+                producer_state.set_connecting(None);
                 return Ok(partition);
             }
             Err(ConnectError::Refused(err)) => return Err(err),
             Err(ConnectError::Unreachable(error)) => {
                 attempts += 1;
-                tracing::warn!(topic, brokers = %in_flight.brokers, attempts, error, "cannot reach Kafka, retrying");
-                in_flight.set_connecting(Some(Connecting { attempts, error }));
+                tracing::warn!(
+                    topic,
+                    brokers = %producer_state.brokers,
+                    attempts,
+                    error,
+                    "cannot reach Kafka, retrying"
+                );
+                producer_state.set_connecting(Some(Connecting { attempts, error }));
             }
         }
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(RECONNECT_WAIT.1);
+        wait = (wait * 2).min(MAX_RECONNECT_WAIT);
     }
 }
 
@@ -386,7 +393,7 @@ async fn produce(
     mut queued: mpsc::UnboundedReceiver<Outgoing>,
     acked: mpsc::UnboundedSender<Acknowledged>,
     max_messages: usize,
-    in_flight: Arc<InFlight>,
+    producer_state: Arc<ProducerState>,
 ) {
     let mut batch: Vec<Outgoing> = Vec::new();
     loop {
@@ -417,13 +424,13 @@ async fn produce(
                 timestamp,
             })
             .collect();
-        in_flight.set(Some(Batch {
+        producer_state.set_batch(Some(Batch {
             since: Instant::now(),
             first_commit_ts: batch[0].commit_ts,
             messages: batch.len(),
         }));
         let produced = partition.produce(records, Compression::NoCompression).await;
-        in_flight.set(None);
+        producer_state.set_batch(None);
         let report = match produced {
             Ok(_) => Ok(batch.drain(..).map(|message| message.commit_ts).collect()),
             Err(err) => Err(format!(

@@ -52,8 +52,8 @@ pub enum SinkProbe {
     Quiet,
     /// The loader's retries, or why it stopped.
     Loader(Arc<Loader>),
-    /// A batch the Kafka brokers are slow to acknowledge.
-    Kafka(Arc<kafka::InFlight>),
+    /// Brokers the Kafka producer cannot reach, or a batch they are slow to acknowledge.
+    Kafka(Arc<kafka::ProducerState>),
 }
 
 impl SinkProbe {
@@ -62,7 +62,7 @@ impl SinkProbe {
         match self {
             SinkProbe::Quiet => None,
             SinkProbe::Loader(loader) => loader_trouble(&loader.status()),
-            SinkProbe::Kafka(in_flight) => in_flight.trouble(),
+            SinkProbe::Kafka(producer) => producer.trouble(),
         }
     }
 }
@@ -92,7 +92,7 @@ impl Sink {
         match self {
             Sink::Mysql(sink) => SinkProbe::Loader(sink.loader()),
             Sink::File(_) => SinkProbe::Quiet,
-            Sink::Kafka(sink) => SinkProbe::Kafka(sink.in_flight()),
+            Sink::Kafka(sink) => SinkProbe::Kafka(sink.producer_state()),
         }
     }
 
