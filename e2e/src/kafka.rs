@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+use binlog_loader::sql::{quote_ident, quote_table};
 use binlog_proto::slave_binlog as secondary;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Value};
@@ -190,7 +191,7 @@ async fn apply_binlog(
         // A database a DDL creates does not exist yet: the statement then runs anywhere.
         if !ddl.schema_name().is_empty() {
             let _ = conn
-                .query_drop(format!("USE `{}`", ddl.schema_name().replace('`', "``")))
+                .query_drop(format!("USE {}", quote_ident(ddl.schema_name())))
                 .await;
         }
         let query = String::from_utf8_lossy(ddl.ddl_query());
@@ -204,15 +205,11 @@ async fn apply_binlog(
     }
     conn.query_drop("BEGIN").await?;
     for table in binlog.dml_data.iter().flat_map(|dml| &dml.tables) {
-        let name = format!(
-            "`{}`.`{}`",
-            table.schema_name().replace('`', "``"),
-            table.table_name().replace('`', "``")
-        );
+        let name = quote_table(table.schema_name(), table.table_name());
         let columns: Vec<String> = table
             .column_info
             .iter()
-            .map(|c| format!("`{}`", c.name().replace('`', "``")))
+            .map(|c| quote_ident(c.name()))
             .collect();
         for mutation in &table.mutations {
             let row = values(table, &mutation.row);

@@ -1,6 +1,6 @@
-//! The test world: real etcd, MariaDB and a Kafka-protocol broker started on free loopback ports in temporary directories,
-//! the PD stand-in (`pd-sim`), and helpers to run the project's binaries. Scenario tests, the demo
-//! and benchmarks build on it.
+//! The test world: real etcd, MariaDB and a Kafka-protocol broker started on free loopback ports
+//! in temporary directories, the PD stand-in (`pd-sim`), and helpers to run the project's
+//! binaries. Scenario tests, the demo and benchmarks build on it.
 //!
 //! Everything started here is stopped by its pid when its handle is dropped, including when a
 //! test panics. Nothing listens beyond 127.0.0.1.

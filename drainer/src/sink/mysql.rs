@@ -31,11 +31,6 @@ pub struct MysqlSink {
 }
 
 impl MysqlSink {
-    /// The loader it writes through.
-    pub fn loader(&self) -> Arc<Loader> {
-        self.loader.clone()
-    }
-
     /// A sink writing through `loader` (shared with whoever shows its status).
     pub fn new(loader: Arc<Loader>) -> MysqlSink {
         let applied = loader.applied();
@@ -46,6 +41,11 @@ impl MysqlSink {
             confirmed: 0,
             names: sql::NameCache::default(),
         }
+    }
+
+    /// The loader it writes through.
+    pub fn loader(&self) -> Arc<Loader> {
+        self.loader.clone()
     }
 
     async fn push(&mut self, txn: Txn) -> Result<(), SinkError> {

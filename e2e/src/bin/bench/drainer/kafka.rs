@@ -179,7 +179,7 @@ async fn drain(
         first = end_offset(&partition, 0).await?;
     }
     let from = CpuMark::take(Some(pid), broker)?;
-    let (mut last, mut to) = (first, CpuMark::take(Some(pid), broker)?);
+    let (mut last, mut to) = (first, from);
     let mut next_checkpoint_look = Instant::now();
     loop {
         let now = end_offset(&partition, last).await?;
