@@ -5,8 +5,15 @@
 //! DDL is a barrier: the syncer waits until the sink confirmed everything before a DDL and saves
 //! the checkpoint there, runs the DDL alone, then saves the catalog and the checkpoint at once, so
 //! a saved catalog always matches a saved position and a restart needs no DDL history.
+//!
+//! A stop waits at most [`STOP_WAIT`] for each of three things in turn: the binlog being
+//! handled, the sink writing what it holds, and the final checkpoint. What it gives up on is
+//! past the checkpoint and is written again after a restart, so a dead or frozen downstream does
+//! not keep the drainer from stopping and loses nothing. A DDL the sink had not confirmed
+//! keeps the checkpoint (and the catalog) saved right before it: the next start runs it again.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,11 +28,22 @@ use crate::filter::Filter;
 use crate::progress::{OutOfOrder, Progress};
 use crate::puller::PulledBinlog;
 use crate::schema::{JobOutcome, SchemaError, SchemaSource, SchemaTracker};
-use crate::sink::{DdlStatement, Sink, SinkError};
+use crate::sink::{Closed, DdlStatement, Sink, SinkError};
 use crate::translate::TranslateError;
 
 /// `ddl_schema_state` of the early binlog TiDB writes while dropping a column.
 const STATE_DELETE_ONLY: i32 = 1;
+
+/// How long a stop waits for each of: the binlog being handled, the sink, the final
+/// checkpoint. Three of them fit in the 30 s Kubernetes gives a pod before killing it.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a binlog was handled to the end or a stop cut it short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    Done,
+    Interrupted,
+}
 
 /// Why the syncer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +56,11 @@ pub enum SyncError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     OutOfOrder(#[from] OutOfOrder),
+    #[error(
+        "the final checkpoint could not be saved within {seconds} s of stopping (the checkpoint \
+         store does not answer); the next start resumes from commit ts {commit_ts}"
+    )]
+    FinalCheckpoint { seconds: u64, commit_ts: i64 },
 }
 
 /// Syncer settings.
@@ -106,6 +129,9 @@ pub struct Syncer<S> {
     push_limit: i64,
     saved: Checkpoint,
     saved_catalog_version: Option<i64>,
+    /// The commit ts of the last DDL whose job reached the catalog (or was about to): while the
+    /// checkpoint is below it, the catalog may be ahead of what the sink confirmed.
+    last_ddl_ts: i64,
     status: Arc<Mutex<SyncerStatus>>,
     checkpoint_ts: watch::Sender<i64>,
 }
@@ -130,6 +156,7 @@ impl<S: SchemaSource> Syncer<S> {
             replay: settings.replay,
             push_limit,
             saved_catalog_version: catalog_saved.then(|| tracker.catalog().version()),
+            last_ddl_ts: 0,
             tracker,
             sink,
             store,
@@ -155,8 +182,9 @@ impl<S: SchemaSource> Syncer<S> {
         self.checkpoint_ts.subscribe()
     }
 
-    /// Runs until `input` ends or `stop` fires, then drains the sink and saves a consistent
-    /// checkpoint. An error stops it at once (the checkpoint stays at the last confirmed write).
+    /// Runs until `input` ends or `stop` fires, then closes the sink and saves the checkpoint
+    /// (consistent when nothing was cut short). An error stops it at once (the checkpoint stays
+    /// at the last confirmed write).
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<PulledBinlog>,
@@ -176,29 +204,74 @@ impl<S: SchemaSource> Syncer<S> {
         let mut safe_mode_forced = forced;
         let mut ticker = tokio::time::interval(self.settings.checkpoint_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A second view of the stop signal for what a step hands on.
+        let mut step_stop = stop.clone();
+        let mut interrupted = false;
         loop {
-            tokio::select! {
-                confirmed = self.sink.confirmations() => self.confirm(confirmed?)?,
+            let handled = tokio::select! {
+                confirmed = self.sink.confirmations() => {
+                    self.confirm(confirmed?)?;
+                    continue;
+                }
                 item = input.recv() => match item {
-                    Some(item) => self.handle(item, &mut stop).await?,
+                    Some(item) => {
+                        let handling = self.handle(item, &mut step_stop);
+                        unless_stopped_long(handling, &mut stop).await
+                    }
                     None => break,
                 },
                 _ = ticker.tick() => {
-                    if self.progress.safe_ts() > self.saved.commit_ts {
-                        self.save(false).await?;
+                    if self.progress.safe_ts() <= self.saved.commit_ts {
+                        continue;
                     }
+                    let saving = async { self.save(false).await.map(|()| Handling::Done) };
+                    unless_stopped_long(saving, &mut stop).await
                 }
                 _ = &mut safe_mode_ends, if safe_mode_forced => {
                     safe_mode_forced = false;
                     self.sink.set_safe_mode(self.settings.safe_mode);
+                    continue;
                 }
                 _ = binlog_cluster::shutdown::stopped(&mut stop) => break,
+            };
+            if handled? == Handling::Interrupted {
+                interrupted = true;
+                break;
             }
         }
-        let confirmed = self.sink.close().await?;
-        self.confirm(confirmed)?;
-        self.save(true).await?;
-        Ok(self.saved)
+        self.finish(interrupted).await
+    }
+
+    /// Closes the sink and saves the final checkpoint, each within [`STOP_WAIT`].
+    async fn finish(mut self, interrupted: bool) -> Result<Checkpoint, SyncError> {
+        let closed = match self.sink.close(STOP_WAIT).await {
+            Ok(closed) => closed,
+            // What was cut short may leave the sink unable to finish (a transaction's last part
+            // never came); it lies past the checkpoint either way.
+            Err(err) if interrupted => {
+                tracing::warn!(error = %err, "the sink stopped with an error after the stop cut a binlog short");
+                Closed::default()
+            }
+            Err(err) => return Err(err.into()),
+        };
+        self.confirm(closed.confirmed)?;
+        if self.progress.safe_ts() < self.last_ddl_ts {
+            tracing::warn!(
+                ddl_commit_ts = self.last_ddl_ts,
+                checkpoint_ts = self.saved.commit_ts,
+                "stopped before the downstream confirmed a DDL; the checkpoint stays right \
+                 before it and the next start runs it again"
+            );
+            return Ok(self.saved);
+        }
+        let consistent = !interrupted && closed.complete;
+        match tokio::time::timeout(STOP_WAIT, self.save(consistent)).await {
+            Ok(saved) => saved.map(|()| self.saved),
+            Err(_) => Err(SyncError::FinalCheckpoint {
+                seconds: STOP_WAIT.as_secs(),
+                commit_ts: self.saved.commit_ts,
+            }),
+        }
     }
 
     fn confirm(&mut self, confirmed: Vec<i64>) -> Result<(), OutOfOrder> {
@@ -216,11 +289,11 @@ impl<S: SchemaSource> Syncer<S> {
         &mut self,
         item: PulledBinlog,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Handling, SyncError> {
         let commit_ts = item.commit_ts;
         if item.is_fake() {
             self.progress.passed(commit_ts);
-            return Ok(());
+            return Ok(Handling::Done);
         }
         let ignored = self.settings.ignore_txn_commit_ts.contains(&commit_ts);
         let mut binlog = item.binlog;
@@ -234,7 +307,7 @@ impl<S: SchemaSource> Syncer<S> {
                 || binlog.ddl_schema_state == STATE_DELETE_ONLY
             {
                 self.progress.passed(commit_ts);
-                return Ok(());
+                return Ok(Handling::Done);
             }
             return self
                 .handle_ddl(commit_ts, binlog.ddl_job_id, query, ignored, stop)
@@ -245,7 +318,7 @@ impl<S: SchemaSource> Syncer<S> {
                 commit_ts,
                 "transaction skipped: listed in ignore-txn-commit-ts"
             );
-            return Ok(());
+            return Ok(Handling::Done);
         }
         // The rows decode as slices of the raw value, which is itself a slice of the pull's
         // receive buffer: a big transaction is held once.
@@ -278,14 +351,7 @@ impl<S: SchemaSource> Syncer<S> {
                     ));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = binlog_cluster::shutdown::stopped(stop) => {
-                            return Err(SinkError::Translate(TranslateError::UnknownTable {
-                                commit_ts,
-                                table_id,
-                                schema_version: prewrite.schema_version,
-                            })
-                            .into());
-                        }
+                        _ = binlog_cluster::shutdown::stopped(stop) => return Ok(Handling::Interrupted),
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     self.tracker.load_history().await?;
@@ -302,7 +368,7 @@ impl<S: SchemaSource> Syncer<S> {
         } else {
             self.progress.passed(commit_ts);
         }
-        Ok(())
+        Ok(Handling::Done)
     }
 
     async fn handle_ddl(
@@ -312,7 +378,7 @@ impl<S: SchemaSource> Syncer<S> {
         query: String,
         ignored: bool,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Handling, SyncError> {
         // Checkpoint everything before the DDL first, with the catalog as it was: a crash while
         // the DDL runs then restarts right before it, re-running it (its re-run errors are in
         // the ignorable list) instead of replaying rows written under the old definition.
@@ -320,18 +386,23 @@ impl<S: SchemaSource> Syncer<S> {
         if self.progress.safe_ts() > self.saved.commit_ts {
             self.save(false).await?;
         }
-        let (_, outcome) = self.tracker.apply_ddl(job_id, commit_ts, stop).await?;
+        self.last_ddl_ts = commit_ts;
+        let outcome = match self.tracker.apply_ddl(job_id, commit_ts, stop).await {
+            Ok((_, outcome)) => outcome,
+            Err(SchemaError::Stopped { .. }) => return Ok(Handling::Interrupted),
+            Err(err) => return Err(err.into()),
+        };
         let applied = match outcome {
             JobOutcome::Applied(applied) => applied,
             JobOutcome::Skipped { reason } => {
                 tracing::info!(commit_ts, job_id, reason, %query, "DDL skipped");
                 self.progress.passed(commit_ts);
-                return Ok(());
+                return Ok(Handling::Done);
             }
             JobOutcome::AlreadyApplied => {
                 tracing::info!(commit_ts, job_id, %query, "DDL already applied before the restart; not executed again");
                 self.progress.passed(commit_ts);
-                return Ok(());
+                return Ok(Handling::Done);
             }
         };
         let skip = ignored
@@ -362,7 +433,8 @@ impl<S: SchemaSource> Syncer<S> {
             self.progress.passed(commit_ts);
         }
         self.drain().await?;
-        self.save(false).await
+        self.save(false).await?;
+        Ok(Handling::Done)
     }
 
     /// Waits until the sink confirmed everything handed to it.
@@ -483,6 +555,34 @@ impl StoreRetry {
     fn succeeded(self, status: &Mutex<SyncerStatus>) {
         if self.troubled {
             lock(status).trouble = None;
+        }
+    }
+}
+
+/// Runs `step` to its end, unless `stop` fires and the step then takes longer than
+/// [`STOP_WAIT`]: it is dropped and reported [`Handling::Interrupted`]. Dropping a step leaves
+/// no more behind than a crash at that point would, and nothing is saved over it but confirmed
+/// progress.
+async fn unless_stopped_long<F>(
+    step: F,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Handling, SyncError>
+where
+    F: Future<Output = Result<Handling, SyncError>>,
+{
+    tokio::pin!(step);
+    tokio::select! {
+        handled = &mut step => return handled,
+        _ = binlog_cluster::shutdown::stopped(stop) => {}
+    }
+    match tokio::time::timeout(STOP_WAIT, step).await {
+        Ok(handled) => handled,
+        Err(_) => {
+            tracing::warn!(
+                "stopping: gave up on the binlog being handled after {} s",
+                STOP_WAIT.as_secs()
+            );
+            Ok(Handling::Interrupted)
         }
     }
 }

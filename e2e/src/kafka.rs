@@ -78,21 +78,12 @@ impl KafkaBroker {
     /// Stops the broker in its tracks (SIGSTOP): connections stay open and nothing is answered,
     /// as with a hung or partitioned broker, until [`KafkaBroker::resume`].
     pub fn freeze(&self) -> anyhow::Result<()> {
-        self.signal("-STOP")
+        self.process.freeze()
     }
 
     /// Lets a frozen broker run again (SIGCONT).
     pub fn resume(&self) -> anyhow::Result<()> {
-        self.signal("-CONT")
-    }
-
-    fn signal(&self, signal: &str) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.pid().to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill {signal} {} failed", self.pid());
-        Ok(())
+        self.process.resume()
     }
 }
 

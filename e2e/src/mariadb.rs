@@ -147,6 +147,17 @@ impl MariaDb {
         self.process.kill();
     }
 
+    /// Stops the server in its tracks (SIGSTOP): connections stay open and no query is answered,
+    /// as with a hung server, until [`Self::resume`].
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.process.freeze()
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.process.resume()
+    }
+
     /// Starts the server again on the same data directory and port, after [`Self::kill`], and
     /// waits until it answers.
     pub fn restart(&mut self) -> anyhow::Result<()> {

@@ -124,6 +124,24 @@ impl ChildProcess {
         }
     }
 
+    /// Stops the process in its tracks (SIGSTOP): its connections stay open and nothing is
+    /// answered, as with a hung or partitioned server, until [`ChildProcess::resume`].
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a frozen process run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the process to exit; kills it otherwise.
     /// Returns the exit status when it exited by itself.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {

@@ -575,6 +575,55 @@ async fn a_drainer_whose_kafka_broker_never_answers_stops_on_sigterm() {
     );
 }
 
+/// A DDL the broker never acknowledged does not keep the drainer from stopping, and is not
+/// lost by the stop: the checkpoint, kept in a file while the broker is gone, stays right before
+/// the DDL (not past it with the DDL in the saved catalog), so the restarted drainer sends it
+/// again. The broker goes away while the drainer is idle, so the first binlog of the workload, a
+/// `CREATE DATABASE`, is the one caught; a new broker on the same port then gets everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ddl_the_broker_never_acknowledged_is_sent_again_after_a_stop() {
+    let pipeline = Pipeline::start().await;
+    let broker = KafkaBroker::start().unwrap();
+    let addr = broker.addr().to_string();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let topic = "binlog-ddl-stop";
+    let mut drainer = pipeline.kafka_drainer("drainer-kafka-d", &broker, topic);
+    let world = &pipeline.world;
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-kafka-d", NodeState::Online)
+            .await
+    );
+    drop(broker);
+    let run = tokio::spawn(workload::run(pipeline.workload(150, 47)));
+    let body = status_once_it_says(&drainer, "Kafka: ").await;
+    assert!(
+        body.contains("Kafka: "),
+        "the drainer does not say it cannot write to Kafka: {body}"
+    );
+    let exit = drainer.terminate();
+    assert!(
+        exit.is_some(),
+        "the drainer did not stop within 30 s of SIGTERM while its broker was gone:\n{}",
+        drainer.log_tail()
+    );
+    assert!(
+        world
+            .wait_state(NodeKind::Drainer, "drainer-kafka-d", NodeState::Paused)
+            .await
+    );
+    let broker = KafkaBroker::start_at(port).unwrap();
+    drainer.restart().unwrap();
+    pipeline
+        .finish(&drainer, run, Duration::from_secs(120))
+        .await;
+    let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
+    e2e::kafka::apply_binlogs(&pipeline.downstream.url(), &binlogs)
+        .await
+        .unwrap();
+    assert_downstream_equals_truth(&pipeline);
+}
+
 /// The Kafka sink through faults: the broker frozen mid-run (the drainer says so in `/status`
 /// and waits), then the drainer SIGKILLed twice. Nothing is lost: a consumer that skips resent
 /// commit ts (as TiDB's reader does) still replays the topic to a database equal to the truth.
@@ -783,6 +832,41 @@ async fn a_dead_downstream_is_waited_for_without_loss() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     pipeline.downstream.restart().unwrap();
+    pipeline
+        .finish(&drainer, run, Duration::from_secs(180))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+}
+
+/// A frozen downstream (SIGSTOP: connections open, nothing answered) does not keep the drainer
+/// from stopping: on SIGTERM it gives up on the binlog being handled, on what the loader holds
+/// and on the final checkpoint after a few seconds each, well within the 30 s Kubernetes gives a
+/// pod, and is recorded `paused`. Twice, at different moments of a workload; once the downstream
+/// runs again, the restarted drainer applies everything, with nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_downstream_does_not_keep_the_drainer_from_stopping() {
+    let pipeline = Pipeline::start().await;
+    let mut drainer = pipeline.drainer("drainer-fz", "", &[]);
+    let run = tokio::spawn(workload::run(pipeline.workload(400, 43)));
+    for pause_ms in [1200u64, 700] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        pipeline.downstream.freeze().unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let exit = drainer.terminate();
+        pipeline.downstream.resume().unwrap();
+        assert!(
+            exit.is_some(),
+            "the drainer did not stop within 30 s of SIGTERM while its downstream was frozen:\n{}",
+            drainer.log_tail()
+        );
+        assert!(
+            pipeline
+                .world
+                .wait_state(NodeKind::Drainer, "drainer-fz", NodeState::Paused)
+                .await
+        );
+        drainer.restart().unwrap();
+    }
     pipeline
         .finish(&drainer, run, Duration::from_secs(180))
         .await;

@@ -24,6 +24,8 @@ pub struct Loader {
     shared: Arc<Shared>,
     applied: watch::Receiver<AppliedPosition>,
     dispatcher: tokio::sync::Mutex<Option<JoinHandle<Result<(), LoaderError>>>>,
+    /// Stops the dispatcher (and with it the workers) without waiting for anything.
+    abort: tokio::task::AbortHandle,
     /// Where the dispatcher and the workers run (see [`Loader::connect`]).
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -136,6 +138,7 @@ impl Loader {
         });
         Ok(Loader {
             input: Mutex::new(Some(input_tx)),
+            abort: handle.abort_handle(),
             budget,
             budget_limit,
             shared,
@@ -228,6 +231,18 @@ impl Loader {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// Stops at once, abandoning whatever is pushed but not applied: the workers' connections
+    /// close, so the downstream rolls back their open transactions. For a stop that cannot wait
+    /// for the downstream; what was applied stays reported by [`Loader::applied`].
+    pub fn abort(&self) {
+        if let Ok(mut input) = self.input.lock() {
+            input.take();
+        }
+        self.abort.abort();
+        self.budget.close();
+        self.shared.set_failed(LoaderError::Stopped);
     }
 
     fn stopped_error(&self) -> LoaderError {

@@ -26,7 +26,7 @@ use rskafka::record::Record;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{DdlStatement, SinkError};
+use super::{Closed, DdlStatement, SinkError};
 use crate::config::KafkaSink as KafkaConfig;
 use crate::schema::Catalog;
 use crate::translate::kafka;
@@ -44,8 +44,6 @@ const CREATE_TOPIC_TIMEOUT_MS: i32 = 10_000;
 const SLOW_ACKNOWLEDGEMENT: Duration = Duration::from_secs(2);
 /// How long one connection attempt retries inside the client before `/status` hears of it.
 const CONNECT_ATTEMPT: Duration = Duration::from_secs(3);
-/// How long stopping waits for the brokers to acknowledge what is queued.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// The wait after the first failed connection attempt; it doubles up to [`MAX_RECONNECT_WAIT`].
 const FIRST_RECONNECT_WAIT: Duration = Duration::from_millis(500);
 const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(10);
@@ -232,32 +230,37 @@ impl KafkaSink {
         }
     }
 
-    /// Sends everything queued and stops; returns the commit ts acknowledged on the way. Brokers
-    /// that do not take it all within [`CLOSE_WAIT`] are given up on: what they did not
-    /// acknowledge is past the checkpoint, so it is sent again after a restart.
-    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
+    /// Sends everything queued and stops. Brokers that do not take it all within `wait` are
+    /// given up on: what they did not acknowledge is past the checkpoint, so it is sent again
+    /// after a restart.
+    pub async fn close(&mut self, wait: Duration) -> Result<Closed, SinkError> {
         self.outbox = None;
+        let mut complete = true;
         if let Some(mut producer) = self.producer.take() {
-            match tokio::time::timeout(CLOSE_WAIT, &mut producer).await {
+            match tokio::time::timeout(wait, &mut producer).await {
                 Ok(joined) => {
                     joined.map_err(|err| kafka_error(format!("the producer failed: {err}")))?
                 }
                 Err(_) => {
                     producer.abort();
+                    complete = false;
                     tracing::warn!(
                         topic = self.topic,
                         "the Kafka brokers did not take everything within {} s of stopping; \
                          the rest is sent again after a restart",
-                        CLOSE_WAIT.as_secs()
+                        wait.as_secs()
                     );
                 }
             }
         }
-        let mut acknowledged = Vec::new();
+        let mut confirmed = Vec::new();
         while let Ok(acks) = self.acks.try_recv() {
-            acknowledged.extend(acks.map_err(kafka_error)?);
+            confirmed.extend(acks.map_err(kafka_error)?);
         }
-        Ok(acknowledged)
+        Ok(Closed {
+            confirmed,
+            complete,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod mysql;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use binlog_loader::Loader;
 use binlog_proto::binlog::PrewriteValue;
@@ -42,6 +43,16 @@ pub struct DdlStatement {
     /// Tracked but not executed (filtered, `sync-ddl = false`); SQL sinks still forget what they
     /// cached about the table.
     pub skip: bool,
+}
+
+/// What closing a sink confirmed, and whether it finished.
+#[derive(Debug, Default)]
+pub struct Closed {
+    /// Commit ts made durable on the way, oldest first.
+    pub confirmed: Vec<i64>,
+    /// Whether everything handed to the sink was written. `false` when the wait ran out and the
+    /// rest was abandoned: it lies past the checkpoint and is written again after a restart.
+    pub complete: bool,
 }
 
 /// What `/status` reads to say what the sink is struggling through, without reaching into the
@@ -149,12 +160,16 @@ impl Sink {
         }
     }
 
-    /// Writes everything accepted and stops; returns the commit ts confirmed on the way.
-    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
+    /// Writes everything accepted and stops, abandoning what the downstream did not take within
+    /// `wait` (a dead or frozen downstream must not keep the drainer from stopping).
+    pub async fn close(&mut self, wait: Duration) -> Result<Closed, SinkError> {
         match self {
-            Sink::Mysql(sink) => sink.close().await,
-            Sink::File(sink) => sink.close(),
-            Sink::Kafka(sink) => sink.close().await,
+            Sink::Mysql(sink) => sink.close(wait).await,
+            Sink::File(sink) => sink.close().map(|confirmed| Closed {
+                confirmed,
+                complete: true,
+            }),
+            Sink::Kafka(sink) => sink.close(wait).await,
         }
     }
 }

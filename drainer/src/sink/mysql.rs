@@ -8,12 +8,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use binlog_loader::{AppliedPosition, Ddl, Loader, Txn, TxnChange};
 use binlog_proto::binlog::PrewriteValue;
 use tokio::sync::watch;
 
-use super::{DdlStatement, SinkError};
+use super::{Closed, DdlStatement, SinkError};
 use crate::schema::Catalog;
 use crate::translate::sql;
 
@@ -134,9 +135,28 @@ impl MysqlSink {
         self.loader.set_safe_mode(on);
     }
 
-    pub async fn close(&mut self) -> Result<Vec<i64>, SinkError> {
-        self.loader.close().await?;
+    /// Waits up to `wait` for the loader to apply what was pushed, then abandons the rest.
+    pub async fn close(&mut self, wait: Duration) -> Result<Closed, SinkError> {
+        let complete = match tokio::time::timeout(wait, self.loader.close()).await {
+            Ok(closed) => {
+                closed?;
+                true
+            }
+            Err(_) => {
+                self.loader.abort();
+                tracing::warn!(
+                    unapplied = self.pushed.len(),
+                    "the downstream did not apply everything within {} s of stopping; the rest \
+                     is applied again after a restart",
+                    wait.as_secs()
+                );
+                false
+            }
+        };
         let position = *self.applied.borrow();
-        Ok(self.take_confirmed(position))
+        Ok(Closed {
+            confirmed: self.take_confirmed(position),
+            complete,
+        })
     }
 }
