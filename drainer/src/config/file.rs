@@ -55,6 +55,7 @@ pub(super) struct SyncerFile {
     pub worker_count: Option<i64>,
     pub loopback_control: Option<bool>,
     pub sync_ddl: Option<bool>,
+    #[allow(dead_code)] // accepted so files written for the original load; see loopback-control
     pub channel_id: Option<i64>,
     pub replicate_do_db: Option<Vec<String>>,
     pub replicate_do_table: Option<Vec<TableNameFile>>,

@@ -96,13 +96,14 @@ pub struct Flags {
     /// Schemas not replicated, comma separated
     #[arg(long = "ignore-schemas")]
     pub ignore_schemas: Option<String>,
-    /// Mark replicated transactions for bidirectional replication
+    /// Mark replicated transactions for bidirectional replication (not supported: `true` is
+    /// refused)
     #[arg(long = "loopback-control", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub loopback_control: Option<bool>,
-    /// Replication channel id (with loopback control)
+    /// Replication channel id (accepted; it only means something with loopback control)
     #[arg(long = "channel-id", allow_negative_numbers = true)]
     pub channel_id: Option<i64>,
-    /// Replicate DDLs (with loopback control; default true)
+    /// Execute DDLs downstream (default true)
     #[arg(long = "sync-ddl", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub sync_ddl: Option<bool>,
     /// Relay log directory (empty: no relay log)

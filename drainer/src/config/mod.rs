@@ -55,17 +55,6 @@ pub const INITIAL_COMMIT_TS_NOW: i64 = -1;
 const DEFAULT_DETECT_INTERVAL_SECS: i64 = 5;
 const DEFAULT_RELAY_MAX_FILE_SIZE: i64 = 10 * 1024 * 1024;
 
-/// The bidirectional-replication settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoopbackConfig {
-    /// `loopback-control`: mark what this drainer writes so the other direction skips it.
-    pub enabled: bool,
-    /// `channel-id`.
-    pub channel_id: i64,
-    /// `sync-ddl` (default true).
-    pub sync_ddl: bool,
-}
-
 /// How binlogs are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncerConfig {
@@ -88,8 +77,8 @@ pub struct SyncerConfig {
     pub ignore_txn_commit_ts: Vec<i64>,
     /// `cache-binlog-count`: binlogs buffered before the syncer.
     pub cache_binlog_count: usize,
-    /// Loopback control.
-    pub loopback: LoopbackConfig,
+    /// `sync-ddl` (default true): execute DDL downstream.
+    pub sync_ddl: bool,
 }
 
 /// `[syncer.relay]` (parsed; the relay log is the lead's decision).
@@ -332,6 +321,16 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let syncer = file.syncer.unwrap_or_default();
+        // Ignoring it would be worse than refusing it: two drainers replicating in opposite
+        // directions without marks echo each other's changes without end.
+        if pick(&flags.loopback_control, syncer.loopback_control) == Some(true) {
+            return Err(ConfigError::invalid(
+                "syncer.loopback-control",
+                "true",
+                "bidirectional replication marks are not supported: replicate in one direction \
+                 only, with loopback-control = false",
+            ));
+        }
         let to = syncer.to.unwrap_or_default();
         let security = tls_settings(file.security.unwrap_or_default());
 
@@ -506,12 +505,7 @@ impl Config {
                     "cache-binlog-count",
                     flags.cache_binlog_count.unwrap_or(8),
                 )?,
-                loopback: LoopbackConfig {
-                    enabled: pick(&flags.loopback_control, syncer.loopback_control)
-                        .unwrap_or(false),
-                    channel_id: pick(&flags.channel_id, syncer.channel_id).unwrap_or(0),
-                    sync_ddl: pick(&flags.sync_ddl, syncer.sync_ddl).unwrap_or(true),
-                },
+                sync_ddl: pick(&flags.sync_ddl, syncer.sync_ddl).unwrap_or(true),
             },
             filter,
             event_filter: event_filter::resolve(

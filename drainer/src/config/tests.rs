@@ -55,14 +55,7 @@ fn defaults_are_the_original_codes() {
     assert!(!syncer.load_schema_snapshot);
     assert_eq!(syncer.sql_mode, None);
     assert!(syncer.ignore_txn_commit_ts.is_empty());
-    assert_eq!(
-        syncer.loopback,
-        LoopbackConfig {
-            enabled: false,
-            channel_id: 0,
-            sync_ddl: true
-        }
-    );
+    assert!(syncer.sync_ddl);
 
     assert_eq!(
         config.filter.ignore_dbs,
@@ -162,7 +155,7 @@ ignore-txn-commit-ts = [410000000000000000, 410000000000000001]
 ignore-schemas = "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql,test"
 txn-batch = 200
 worker-count = 20
-loopback-control = true
+loopback-control = false
 sync-ddl = false
 channel-id = 1
 replicate-do-db = ["~^b.*", "s1"]
@@ -261,14 +254,7 @@ fn every_key_of_the_original_loads_into_its_typed_place() {
     );
     assert_eq!((syncer.txn_batch, syncer.worker_count), (200, 20));
     assert!(syncer.safe_mode && syncer.load_schema_snapshot);
-    assert_eq!(
-        syncer.loopback,
-        LoopbackConfig {
-            enabled: true,
-            channel_id: 1,
-            sync_ddl: false
-        }
-    );
+    assert!(!syncer.sync_ddl);
     assert_eq!(config.filter.ignore_dbs.len(), 4);
     assert_eq!(config.filter.do_dbs, ["~^b.*", "s1"]);
     assert_eq!(config.filter.do_tables, [TableName::new("test", "~^a.*")]);
@@ -628,6 +614,27 @@ fn kafka_sink_defaults_and_keys() {
         &[],
     );
     assert!(err.contains("set syncer.to.kafka-addrs"), "{err}");
+}
+
+#[test]
+fn loopback_control_is_refused_rather_than_ignored() {
+    for (toml, args) in [
+        ("[syncer]\nloopback-control = true\nchannel-id = 3", &[][..]),
+        ("", &["--loopback-control"][..]),
+    ] {
+        let err = error(toml, args, &[]);
+        assert!(
+            err.contains("syncer.loopback-control") && err.contains("one direction"),
+            "{err}"
+        );
+    }
+    let config = load(
+        "[syncer]\nloopback-control = false\nchannel-id = 3",
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(config.syncer.sync_ddl);
 }
 
 #[test]

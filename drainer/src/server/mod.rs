@@ -159,9 +159,6 @@ fn warn_unsupported(config: &Config) {
             "load-schema-snapshot is not supported; the schema comes from TiDB's DDL history"
         );
     }
-    if config.syncer.loopback.enabled {
-        tracing::warn!("loopback-control is not supported; no replication marks are written");
-    }
 }
 
 /// Runs a drainer until it is stopped. Returns the reason it stopped.
@@ -232,7 +229,7 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
                 .iter()
                 .copied()
                 .collect::<HashSet<_>>(),
-            sync_ddl: config.syncer.loopback.sync_ddl,
+            sync_ddl: config.syncer.sync_ddl,
             safe_mode: config.syncer.safe_mode,
             replay,
             forced_safe_mode: FORCED_SAFE_MODE,
