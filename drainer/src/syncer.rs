@@ -572,6 +572,8 @@ where
 {
     tokio::pin!(step);
     tokio::select! {
+        // Most steps finish at their first poll: the stop signal is not even looked at then.
+        biased;
         handled = &mut step => return handled,
         _ = binlog_cluster::shutdown::stopped(stop) => {}
     }

@@ -81,6 +81,16 @@ impl Pipeline {
         self.world.start_drainer(id, &downstream, "", &[]).unwrap()
     }
 
+    /// Replays the topic into the downstream as a consumer that skips resent commit ts would,
+    /// then asserts the downstream equals the truth.
+    async fn assert_topic_replays_to_truth(&self, broker: &KafkaBroker, topic: &str) {
+        let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
+        e2e::kafka::apply_binlogs(&self.downstream.url(), &binlogs)
+            .await
+            .unwrap();
+        assert_downstream_equals_truth(self);
+    }
+
     fn workload(&self, txns: u64, seed: u64) -> WorkloadConfig {
         WorkloadConfig::new(
             vec![self.world.pd_sim.url()],
@@ -143,11 +153,11 @@ async fn status(drainer: &DrainerProcess) -> String {
         .unwrap_or_default()
 }
 
-/// The drainer's `/status` once it contains `needle` (polled every 250 ms for up to 10 s), or the
+/// The drainer's `/status` once it contains `needle` (polled every 250 ms for up to 20 s), or the
 /// last one read.
 async fn status_once_it_says(drainer: &DrainerProcess, needle: &str) -> String {
     let mut body = String::new();
-    for _ in 0..40 {
+    for _ in 0..80 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         body = status(drainer).await;
         if body.contains(needle) {
@@ -535,11 +545,7 @@ async fn the_kafka_sink_waits_for_a_broker_that_is_not_up_yet() {
     );
     let broker = KafkaBroker::start_at(port).unwrap();
     pipeline.replicate(&drainer, 150, 37).await;
-    let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
-    e2e::kafka::apply_binlogs(&pipeline.downstream.url(), &binlogs)
-        .await
-        .unwrap();
-    assert_downstream_equals_truth(&pipeline);
+    pipeline.assert_topic_replays_to_truth(&broker, topic).await;
 }
 
 /// A drainer whose Kafka broker never answers still stops on SIGTERM, recorded `paused`: the
@@ -617,11 +623,7 @@ async fn a_ddl_the_broker_never_acknowledged_is_sent_again_after_a_stop() {
     pipeline
         .finish(&drainer, run, Duration::from_secs(120))
         .await;
-    let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
-    e2e::kafka::apply_binlogs(&pipeline.downstream.url(), &binlogs)
-        .await
-        .unwrap();
-    assert_downstream_equals_truth(&pipeline);
+    pipeline.assert_topic_replays_to_truth(&broker, topic).await;
 }
 
 /// The Kafka sink through faults: the broker frozen mid-run (the drainer says so in `/status`
@@ -651,11 +653,7 @@ async fn the_kafka_sink_loses_nothing_when_the_drainer_is_killed_or_the_broker_h
         .finish(&drainer, run, Duration::from_secs(120))
         .await;
 
-    let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
-    e2e::kafka::apply_binlogs(&pipeline.downstream.url(), &binlogs)
-        .await
-        .unwrap();
-    assert_downstream_equals_truth(&pipeline);
+    pipeline.assert_topic_replays_to_truth(&broker, topic).await;
 }
 
 fn binlogctl(world: &World, args: &[&str]) -> std::process::Output {
