@@ -193,6 +193,21 @@ impl<S: SchemaSource> Syncer<S> {
         // Saved at once, so a restart before the first periodic save resumes from this start
         // position (the original would take a fresh "now" and skip what came in between).
         self.save(false).await?;
+        // The steps see the stop between two steps (and inside a few waits); this view of it
+        // bounds the step under way once the stop came.
+        let mut steps_stop = stop.clone();
+        let steps = self.steps(&mut input, &mut steps_stop);
+        let interrupted = unless_stopped_long(steps, &mut stop).await? == Handling::Interrupted;
+        self.finish(interrupted).await
+    }
+
+    /// Handles binlogs, confirmations and periodic saves until `input` ends or `stop` fires
+    /// between two steps; [`Handling::Interrupted`] when a step saw the stop and gave up.
+    async fn steps(
+        &mut self,
+        input: &mut mpsc::Receiver<PulledBinlog>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Handling, SyncError> {
         let forced = self.replay == Replay::Unknown
             && !self.settings.safe_mode
             && !self.settings.forced_safe_mode.is_zero();
@@ -204,42 +219,29 @@ impl<S: SchemaSource> Syncer<S> {
         let mut safe_mode_forced = forced;
         let mut ticker = tokio::time::interval(self.settings.checkpoint_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A second view of the stop signal for what a step hands on.
-        let mut step_stop = stop.clone();
-        let mut interrupted = false;
         loop {
-            let handled = tokio::select! {
-                confirmed = self.sink.confirmations() => {
-                    self.confirm(confirmed?)?;
-                    continue;
-                }
+            tokio::select! {
+                confirmed = self.sink.confirmations() => self.confirm(confirmed?)?,
                 item = input.recv() => match item {
                     Some(item) => {
-                        let handling = self.handle(item, &mut step_stop);
-                        unless_stopped_long(handling, &mut stop).await
+                        if self.handle(item, stop).await? == Handling::Interrupted {
+                            return Ok(Handling::Interrupted);
+                        }
                     }
-                    None => break,
+                    None => return Ok(Handling::Done),
                 },
                 _ = ticker.tick() => {
-                    if self.progress.safe_ts() <= self.saved.commit_ts {
-                        continue;
+                    if self.progress.safe_ts() > self.saved.commit_ts {
+                        self.save(false).await?;
                     }
-                    let saving = async { self.save(false).await.map(|()| Handling::Done) };
-                    unless_stopped_long(saving, &mut stop).await
                 }
                 _ = &mut safe_mode_ends, if safe_mode_forced => {
                     safe_mode_forced = false;
                     self.sink.set_safe_mode(self.settings.safe_mode);
-                    continue;
                 }
-                _ = binlog_cluster::shutdown::stopped(&mut stop) => break,
-            };
-            if handled? == Handling::Interrupted {
-                interrupted = true;
-                break;
+                _ = binlog_cluster::shutdown::stopped(stop) => return Ok(Handling::Done),
             }
         }
-        self.finish(interrupted).await
     }
 
     /// Closes the sink and saves the final checkpoint, each within [`STOP_WAIT`].
@@ -559,29 +561,28 @@ impl StoreRetry {
     }
 }
 
-/// Runs `step` to its end, unless `stop` fires and the step then takes longer than
-/// [`STOP_WAIT`]: it is dropped and reported [`Handling::Interrupted`]. Dropping a step leaves
-/// no more behind than a crash at that point would, and nothing is saved over it but confirmed
-/// progress.
+/// Runs `steps` to their end, unless `stop` fires and they then take longer than [`STOP_WAIT`]
+/// to finish the step under way: they are dropped and reported [`Handling::Interrupted`].
+/// Dropping a step leaves no more behind than a crash at that point would, and nothing is saved
+/// over it but confirmed progress.
 async fn unless_stopped_long<F>(
-    step: F,
+    steps: F,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Handling, SyncError>
 where
     F: Future<Output = Result<Handling, SyncError>>,
 {
-    tokio::pin!(step);
+    tokio::pin!(steps);
     tokio::select! {
-        // Most steps finish at their first poll: the stop signal is not even looked at then.
         biased;
-        handled = &mut step => return handled,
+        handled = &mut steps => return handled,
         _ = binlog_cluster::shutdown::stopped(stop) => {}
     }
-    match tokio::time::timeout(STOP_WAIT, step).await {
+    match tokio::time::timeout(STOP_WAIT, steps).await {
         Ok(handled) => handled,
         Err(_) => {
             tracing::warn!(
-                "stopping: gave up on the binlog being handled after {} s",
+                "stopping: gave up on the step under way after {} s",
                 STOP_WAIT.as_secs()
             );
             Ok(Handling::Interrupted)
