@@ -190,9 +190,6 @@ impl<S: SchemaSource> Syncer<S> {
         mut input: mpsc::Receiver<PulledBinlog>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Checkpoint, SyncError> {
-        // Saved at once, so a restart before the first periodic save resumes from this start
-        // position (the original would take a fresh "now" and skip what came in between).
-        self.save(false).await?;
         // The steps see the stop between two steps (and inside a few waits); this view of it
         // bounds the step under way once the stop came.
         let mut steps_stop = stop.clone();
@@ -201,13 +198,17 @@ impl<S: SchemaSource> Syncer<S> {
         self.finish(interrupted).await
     }
 
-    /// Handles binlogs, confirmations and periodic saves until `input` ends or `stop` fires
-    /// between two steps; [`Handling::Interrupted`] when a step saw the stop and gave up.
+    /// Saves the start position, then handles binlogs, confirmations and periodic saves until
+    /// `input` ends or `stop` fires between two steps; [`Handling::Interrupted`] when a step saw
+    /// the stop and gave up.
     async fn steps(
         &mut self,
         input: &mut mpsc::Receiver<PulledBinlog>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Handling, SyncError> {
+        // Saved at once, so a restart before the first periodic save resumes from this start
+        // position (the original would take a fresh "now" and skip what came in between).
+        self.save(false).await?;
         let forced = self.replay == Replay::Unknown
             && !self.settings.safe_mode
             && !self.settings.forced_safe_mode.is_zero();
