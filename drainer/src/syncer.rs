@@ -6,11 +6,12 @@
 //! the checkpoint there, runs the DDL alone, then saves the catalog and the checkpoint at once, so
 //! a saved catalog always matches a saved position and a restart needs no DDL history.
 //!
-//! A stop waits at most [`STOP_WAIT`] for each of three things in turn: the binlog being
-//! handled, the sink writing what it holds, and the final checkpoint. What it gives up on is
-//! past the checkpoint and is written again after a restart, so a dead or frozen downstream does
-//! not keep the drainer from stopping and loses nothing. A DDL the sink had not confirmed
-//! keeps the checkpoint (and the catalog) saved right before it: the next start runs it again.
+//! A stop waits at most [`STOP_WAIT`] for each of three things in turn: the step under way (a
+//! binlog being handled, a checkpoint being saved), the sink writing what it holds, and the
+//! final checkpoint. What it gives up on is past the checkpoint and is written again after a
+//! restart, so a dead or frozen downstream does not keep the drainer from stopping and loses
+//! nothing. A DDL the sink had not confirmed keeps the checkpoint (and the catalog) saved right
+//! before it: the next start runs it again.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -34,11 +35,10 @@ use crate::translate::TranslateError;
 /// `ddl_schema_state` of the early binlog TiDB writes while dropping a column.
 const STATE_DELETE_ONLY: i32 = 1;
 
-/// How long a stop waits for each of: the binlog being handled, the sink, the final
-/// checkpoint. Three of them fit in the 30 s Kubernetes gives a pod before killing it.
+/// How long a stop waits for each of: the step under way, the sink, the final checkpoint. Three of them fit in the 30 s Kubernetes gives a pod before killing it.
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// Whether a binlog was handled to the end or a stop cut it short.
+/// Whether a step (a binlog's handling, or all of them) ran to its end or a stop cut it short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Handling {
     Done,
