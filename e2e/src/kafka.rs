@@ -191,8 +191,11 @@ async fn apply_binlog(
             .await
             .with_context(|| format!("DDL {query}"));
     }
-    if binlog.time_zone() == "UTC" {
-        conn.query_drop("SET time_zone = '+00:00'").await?;
+    // The zone the message's TIMESTAMP values are shown in (an offset such as `+08:00`).
+    if !binlog.time_zone().is_empty() {
+        conn.exec_drop("SET time_zone = ?", (binlog.time_zone(),))
+            .await
+            .with_context(|| format!("SET time_zone = '{}'", binlog.time_zone()))?;
     }
     conn.query_drop("BEGIN").await?;
     for table in binlog.dml_data.iter().flat_map(|dml| &dml.tables) {

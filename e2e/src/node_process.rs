@@ -19,6 +19,8 @@ pub struct NodeProcess {
     /// Its data directory.
     pub data_dir: PathBuf,
     args: Vec<String>,
+    /// Environment variables set from the next (re)start on.
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -52,7 +54,7 @@ impl NodeProcess {
         ];
         args.extend(extra.iter().cloned());
         let log = dir.join(format!("{node_id}.log"));
-        let process = Self::spawn(binary, &args, &log)?;
+        let process = Self::spawn(binary, &args, &[], &log)?;
         let mut node = NodeProcess {
             process,
             binary,
@@ -60,15 +62,24 @@ impl NodeProcess {
             node_id: node_id.to_string(),
             data_dir,
             args,
+            env: Vec::new(),
             log,
         };
         node.wait_listening()?;
         Ok(node)
     }
 
-    fn spawn(binary: &'static str, args: &[String], log: &Path) -> anyhow::Result<ChildProcess> {
+    fn spawn(
+        binary: &'static str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> anyhow::Result<ChildProcess> {
         let mut command = Command::new(crate::bin_path(binary));
-        command.args(args).env("RUST_LOG", "info");
+        command
+            .args(args)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().cloned());
         Ok(ChildProcess::spawn(binary, command, log)?)
     }
 
@@ -97,8 +108,13 @@ impl NodeProcess {
     /// Starts the same process again (same flags, data dir and port) after it stopped.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process = Self::spawn(self.binary, &self.args, &self.log)?;
+        self.process = Self::spawn(self.binary, &self.args, &self.env, &self.log)?;
         self.wait_listening()
+    }
+
+    /// Sets an environment variable for the next [`NodeProcess::restart`] and those after.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// SIGKILL.

@@ -485,13 +485,17 @@ async fn the_file_sink_writes_every_transaction_in_commit_order() {
 
 /// The Kafka sink against a real Kafka-protocol broker: every transaction and DDL is one
 /// message on partition 0 in commit order, and a consumer applying the messages to an empty
-/// database (as TiDB's reader and the arbiter do) ends with it equal to the truth.
+/// database (as TiDB's reader and the arbiter do) ends with it equal to the truth. The drainer
+/// runs in UTC+8 (`TZ=CST-8`): TIMESTAMP values are shown in that zone, as the original showed
+/// them in its host's, and each message's `time_zone` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_kafka_sink_streams_transactions_a_consumer_can_replay_to_equal_the_truth() {
     let pipeline = Pipeline::start().await;
     let broker = KafkaBroker::start().unwrap();
     let topic = "binlog-e2e";
-    let drainer = pipeline.kafka_drainer("drainer-kafka", &broker, topic);
+    let mut drainer = pipeline.kafka_drainer("drainer-kafka", &broker, topic);
+    drainer.set_env("TZ", "CST-8");
+    drainer.restart().unwrap();
     let summary = pipeline.replicate(&drainer, 300, 29).await;
 
     let binlogs = e2e::kafka::read_topic(broker.addr(), topic).await.unwrap();
@@ -506,6 +510,13 @@ async fn the_kafka_sink_streams_transactions_a_consumer_can_replay_to_equal_the_
     }
     let ddl = binlogs.iter().filter(|b| b.ddl_data.is_some()).count() as u64;
     let dml = binlogs.len() as u64 - ddl;
+    assert!(
+        binlogs
+            .iter()
+            .filter(|b| b.dml_data.is_some())
+            .all(|b| b.time_zone() == "+08:00"),
+        "DML messages must say their TIMESTAMPs are in the drainer's zone, UTC+8"
+    );
     assert_eq!(dml, summary.committed, "{summary:?}");
     assert_eq!(ddl, summary.ddl, "{summary:?}");
 

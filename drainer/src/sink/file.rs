@@ -12,6 +12,7 @@ use super::{DdlStatement, SinkError};
 use crate::binlogfile::BinlogWriter;
 use crate::schema::Catalog;
 use crate::translate::pb;
+use crate::translate::zone::ShownZone;
 
 const RETENTION_CHECK: Duration = Duration::from_secs(3600);
 
@@ -62,7 +63,7 @@ impl FileSink {
         catalog: &Catalog,
         keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<bool, SinkError> {
-        match pb::dml_binlog(commit_ts, prewrite, catalog, keep)? {
+        match pb::dml_binlog(commit_ts, prewrite, catalog, keep, ShownZone::Local)? {
             Some(binlog) => {
                 self.append(commit_ts, &binlog)?;
                 Ok(true)

@@ -30,6 +30,7 @@ use super::{Closed, DdlStatement, SinkError};
 use crate::config::KafkaSink as KafkaConfig;
 use crate::schema::Catalog;
 use crate::translate::kafka;
+use crate::translate::zone::ShownZone;
 
 /// Bytes of messages handed to the producer and not yet acknowledged. A bigger message takes
 /// the whole budget and goes alone.
@@ -199,7 +200,7 @@ impl KafkaSink {
         catalog: &Catalog,
         keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<bool, SinkError> {
-        match kafka::dml_binlog(commit_ts, prewrite, catalog, keep)? {
+        match kafka::dml_binlog(commit_ts, prewrite, catalog, keep, ShownZone::Local)? {
             Some(binlog) => {
                 self.send(commit_ts, binlog.encode_to_vec()).await?;
                 Ok(true)

@@ -3,9 +3,10 @@
 //! per transaction, one `Table` per changed table with its column list and unique keys, and every
 //! row positional over all the table's columns.
 //!
-//! Where the original was weak: a column an update or delete image lacks gets its default (the
-//! original emitted NULL), and `time_zone` says that TIMESTAMP values are UTC (the original left
-//! it empty and used the drainer host's zone).
+//! TIMESTAMP values are shown in the drainer host's zone, as the original's were (see
+//! [`super::zone`]). Where the original was weak: a column an update or delete image lacks gets
+//! its default (the original emitted NULL), and `time_zone` gives the zone's offset at the commit
+//! (`+08:00`), which a consumer can set as its session's (the original left it empty).
 
 use binlog_proto::binlog::PrewriteValue;
 use binlog_proto::slave_binlog as secondary;
@@ -14,21 +15,21 @@ use tidb_codec::schema::{schema_state, type_code};
 use tidb_codec::value::missing_column_value;
 use tidb_codec::{CodecError, ColumnInfo, ColumnValue, TableInfo};
 
+use super::zone::{ShownZone, commit_unix_seconds};
 use super::{RowError, RowEvent, TableChange, TranslateError, row_events, table_changes};
 use crate::schema::Catalog;
-
-/// The zone TIMESTAMP values are given in, as the message's `time_zone` says.
-pub const TIME_ZONE: &str = "UTC";
 
 /// The key name TiDB gives a primary key.
 const PRIMARY: &str = "PRIMARY";
 
-/// The DML message of one transaction, or `None` when no row survives `keep(database, table)`.
+/// The DML message of one transaction, or `None` when no row survives `keep(database, table)`;
+/// TIMESTAMP values shown in `zone`.
 pub fn dml_binlog(
     commit_ts: i64,
     prewrite: &PrewriteValue,
     catalog: &Catalog,
     keep: impl Fn(&str, &str) -> bool,
+    zone: ShownZone,
 ) -> Result<Option<secondary::Binlog>, TranslateError> {
     let mut tables = Vec::new();
     for change in table_changes(commit_ts, prewrite, catalog, keep)? {
@@ -38,7 +39,7 @@ pub fn dml_binlog(
             mutation,
         } = change;
         let row_error = |source: RowError| change.row_error(commit_ts, source);
-        let row = |image: DecodedRow| full_row(table, image).map_err(|e| row_error(e.into()));
+        let row = |image: DecodedRow| full_row(table, image, zone).map_err(|e| row_error(e.into()));
         let mut mutations = Vec::new();
         for event in row_events(table, mutation) {
             mutations.push(match event.map_err(row_error)? {
@@ -72,7 +73,7 @@ pub fn dml_binlog(
         commit_ts: Some(commit_ts),
         dml_data: Some(secondary::DmlData { tables }),
         ddl_data: None,
-        time_zone: Some(TIME_ZONE.to_string()),
+        time_zone: Some(zone.offset_text(commit_unix_seconds(commit_ts))),
     }))
 }
 
@@ -145,13 +146,17 @@ fn unique_keys(table: &TableInfo) -> Vec<secondary::Key> {
 
 /// Every column of the table, in order; a column the image lacks gets its default or zero value.
 /// The image's values move into the message.
-fn full_row(table: &TableInfo, mut image: DecodedRow) -> Result<secondary::Row, CodecError> {
+fn full_row(
+    table: &TableInfo,
+    mut image: DecodedRow,
+    zone: ShownZone,
+) -> Result<secondary::Row, CodecError> {
     let columns = table
         .cols
         .iter()
         .map(|col| match image.values.take(col.id) {
-            Some(value) => Ok(column(col, value)),
-            None => missing_column_value(col).map(|value| column(col, value)),
+            Some(value) => Ok(column(col, zone.show(value))),
+            None => missing_column_value(col).map(|value| column(col, zone.show(value))),
         })
         .collect::<Result<_, _>>()?;
     Ok(secondary::Row { columns })
@@ -195,16 +200,18 @@ mod tests {
 
     use super::{ddl_binlog, dml_binlog};
     use crate::translate::tests::{orders, prewrite};
+    use crate::translate::zone::ShownZone;
 
     #[test]
     fn a_transaction_is_one_message_with_positional_typed_rows_and_keys() {
         let (catalog, table) = orders();
-        let binlog = dml_binlog(100, &prewrite(&table), &catalog, |_, _| true)
+        let shanghai = ShownZone::Fixed(8 * 3600);
+        let binlog = dml_binlog(100, &prewrite(&table), &catalog, |_, _| true, shanghai)
             .unwrap()
             .unwrap();
         assert_eq!(binlog.commit_ts, Some(100));
         assert_eq!(binlog.r#type(), secondary::BinlogType::Dml);
-        assert_eq!(binlog.time_zone.as_deref(), Some("UTC"));
+        assert_eq!(binlog.time_zone.as_deref(), Some("+08:00"));
         let tables = binlog.dml_data.unwrap().tables;
         assert_eq!(tables.len(), 1);
         let orders = &tables[0];
@@ -243,7 +250,14 @@ mod tests {
     #[test]
     fn nothing_kept_means_no_message() {
         let (catalog, table) = orders();
-        let binlog = dml_binlog(100, &prewrite(&table), &catalog, |_, _| false).unwrap();
+        let binlog = dml_binlog(
+            100,
+            &prewrite(&table),
+            &catalog,
+            |_, _| false,
+            ShownZone::Local,
+        )
+        .unwrap();
         assert!(binlog.is_none());
     }
 

@@ -10,6 +10,7 @@
 pub mod kafka;
 pub mod pb;
 pub mod sql;
+pub mod zone;
 
 use binlog_proto::binlog::{MutationType, PrewriteValue, TableMutation};
 use prost::bytes::Bytes;

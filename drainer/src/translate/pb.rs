@@ -1,7 +1,8 @@
 //! Binlogs → the file sink's `pb_binlog` messages (reference drainer.md §6.1), readable by
 //! Reparo: one `Event` per row event, each column a marshalled `column` whose values are the
 //! `formatData` datum in the value codec. Updates put the old row in `value` and the new one in
-//! `changed_value`. TIMESTAMP values stay in UTC (the original used the drainer host's zone).
+//! `changed_value`. TIMESTAMP values are shown in the drainer host's zone, as the original's
+//! were (see [`super::zone`]).
 
 use binlog_proto::binlog::PrewriteValue;
 use binlog_proto::pb_binlog;
@@ -11,15 +12,18 @@ use tidb_codec::mutation::DecodedRow;
 use tidb_codec::value::missing_column_value;
 use tidb_codec::{ColumnInfo, ColumnValue, TableInfo};
 
+use super::zone::ShownZone;
 use super::{RowError, RowEvent, TableChange, TranslateError, row_events, table_changes};
 use crate::schema::Catalog;
 
-/// The DML message of one transaction, or `None` when no row survives `keep(database, table)`.
+/// The DML message of one transaction, or `None` when no row survives `keep(database, table)`;
+/// TIMESTAMP values shown in `zone`.
 pub fn dml_binlog(
     commit_ts: i64,
     prewrite: &PrewriteValue,
     catalog: &Catalog,
     keep: impl Fn(&str, &str) -> bool,
+    zone: ShownZone,
 ) -> Result<Option<pb_binlog::Binlog>, TranslateError> {
     let mut events = Vec::new();
     for change in table_changes(commit_ts, prewrite, catalog, keep)? {
@@ -33,15 +37,15 @@ pub fn dml_binlog(
             let (tp, row) = match event.map_err(row_error)? {
                 RowEvent::Insert(row) => (
                     pb_binlog::EventType::Insert,
-                    insert_columns(table, &row).map_err(|e| row_error(e.into()))?,
+                    insert_columns(table, &row, zone).map_err(|e| row_error(e.into()))?,
                 ),
                 RowEvent::Update { old, new } => (
                     pb_binlog::EventType::Update,
-                    update_columns(table, &old, &new).map_err(|e| row_error(e.into()))?,
+                    update_columns(table, &old, &new, zone).map_err(|e| row_error(e.into()))?,
                 ),
                 RowEvent::Delete(row) => (
                     pb_binlog::EventType::Delete,
-                    present_columns(table, &row).map_err(|e| row_error(e.into()))?,
+                    present_columns(table, &row, zone).map_err(|e| row_error(e.into()))?,
                 ),
             };
             events.push(pb_binlog::Event {
@@ -85,21 +89,26 @@ pub fn ddl_binlog(
     }
 }
 
-fn encoded(value: &ColumnValue) -> Result<Vec<u8>, tidb_codec::CodecError> {
-    encode_value(&[value.format_datum()])
+fn encoded(value: &ColumnValue, zone: ShownZone) -> Result<Vec<u8>, tidb_codec::CodecError> {
+    let datum = match value {
+        ColumnValue::Time(time) => ColumnValue::Time(zone.show_time(*time)).format_datum(),
+        other => other.format_datum(),
+    };
+    encode_value(&[datum])
 }
 
 fn column(
     col: &ColumnInfo,
     value: &ColumnValue,
     changed: Option<&ColumnValue>,
+    zone: ShownZone,
 ) -> Result<Vec<u8>, tidb_codec::CodecError> {
     let message = pb_binlog::Column {
         name: Some(col.name.o.clone()),
         tp: Some(vec![col.field_type.tp]),
         mysql_type: Some(col.field_type.type_name().to_string()),
-        value: Some(encoded(value)?),
-        changed_value: changed.map(encoded).transpose()?,
+        value: Some(encoded(value, zone)?),
+        changed_value: changed.map(|v| encoded(v, zone)).transpose()?,
     };
     Ok(message.encode_to_vec())
 }
@@ -108,13 +117,14 @@ fn column(
 fn insert_columns(
     table: &TableInfo,
     row: &DecodedRow,
+    zone: ShownZone,
 ) -> Result<Vec<Vec<u8>>, tidb_codec::CodecError> {
     table
         .cols
         .iter()
         .map(|col| match row.values.get(col.id) {
-            Some(value) => column(col, value, None),
-            None => column(col, &missing_column_value(col)?, None),
+            Some(value) => column(col, value, None, zone),
+            None => column(col, &missing_column_value(col)?, None, zone),
         })
         .collect()
 }
@@ -124,6 +134,7 @@ fn update_columns(
     table: &TableInfo,
     old: &DecodedRow,
     new: &DecodedRow,
+    zone: ShownZone,
 ) -> Result<Vec<Vec<u8>>, tidb_codec::CodecError> {
     table
         .cols
@@ -132,7 +143,7 @@ fn update_columns(
         .filter_map(|col| {
             let before = old.values.get(col.id)?;
             let after = new.values.get(col.id)?;
-            Some(column(col, before, Some(after)))
+            Some(column(col, before, Some(after), zone))
         })
         .collect()
 }
@@ -141,11 +152,16 @@ fn update_columns(
 fn present_columns(
     table: &TableInfo,
     row: &DecodedRow,
+    zone: ShownZone,
 ) -> Result<Vec<Vec<u8>>, tidb_codec::CodecError> {
     table
         .cols
         .iter()
-        .filter_map(|col| row.values.get(col.id).map(|value| column(col, value, None)))
+        .filter_map(|col| {
+            row.values
+                .get(col.id)
+                .map(|value| column(col, value, None, zone))
+        })
         .collect()
 }
 
@@ -157,6 +173,7 @@ mod tests {
 
     use super::{ddl_binlog, dml_binlog};
     use crate::translate::tests::{orders, prewrite};
+    use crate::translate::zone::ShownZone;
 
     fn column(bytes: &[u8]) -> pb_binlog::Column {
         pb_binlog::Column::decode(bytes).unwrap()
@@ -165,9 +182,15 @@ mod tests {
     #[test]
     fn events_carry_named_typed_value_encoded_columns() {
         let (catalog, table) = orders();
-        let binlog = dml_binlog(100, &prewrite(&table), &catalog, |_, _| true)
-            .unwrap()
-            .unwrap();
+        let binlog = dml_binlog(
+            100,
+            &prewrite(&table),
+            &catalog,
+            |_, _| true,
+            ShownZone::Local,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(binlog.commit_ts, Some(100));
         let events = binlog.dml_data.unwrap().events;
         assert_eq!(events.len(), 3);
