@@ -286,16 +286,21 @@ pub(crate) mod tests {
         );
         table.pk_is_handle = true;
         table.cols[2].origin_default = Some(serde_json::json!("7"));
+        (in_shop(&table), table)
+    }
+
+    /// A catalog at schema version 2 holding database `shop` (id 10) and `table` in it.
+    pub(crate) fn in_shop(table: &TableInfo) -> Catalog {
         let db = serde_json::json!({"id": 10, "type": 1, "schema_id": 10, "state": 6,
             "binlog": {"SchemaVersion": 1, "DBInfo": {"id": 10, "db_name": {"O": "shop", "L": "shop"}, "state": 5}}});
-        let create = serde_json::json!({"id": 12, "type": 3, "schema_id": 10, "table_id": 11, "state": 6,
+        let create = serde_json::json!({"id": 12, "type": 3, "schema_id": 10, "table_id": table.id, "state": 6,
             "binlog": {"SchemaVersion": 2, "TableInfo": table}});
         let mut catalog = Catalog::new();
         catalog.apply(&serde_json::from_value(db).unwrap()).unwrap();
         catalog
             .apply(&serde_json::from_value(create).unwrap())
             .unwrap();
-        (catalog, table)
+        catalog
     }
 
     /// Insert id 1 (note NULL, qty omitted), update it to note "x", delete id 2.

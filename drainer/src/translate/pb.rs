@@ -167,12 +167,15 @@ fn present_columns(
 
 #[cfg(test)]
 mod tests {
+    use binlog_proto::binlog::{MutationType, PrewriteValue, TableMutation};
     use binlog_proto::pb_binlog;
     use prost::Message;
     use tidb_codec::datum::{Datum, decode_value};
+    use tidb_codec::schema::{flag, type_code};
+    use tidb_codec::{ColumnInfo, ColumnValue, FieldType, TableInfo, Time, TimeKind, mutation};
 
     use super::{ddl_binlog, dml_binlog};
-    use crate::translate::tests::{orders, prewrite};
+    use crate::translate::tests::{in_shop, orders, prewrite};
     use crate::translate::zone::ShownZone;
 
     fn column(bytes: &[u8]) -> pb_binlog::Column {
@@ -213,6 +216,54 @@ mod tests {
         assert_eq!(
             decode_value(note.changed_value.as_deref().unwrap()).unwrap(),
             [Datum::Bytes(b"x".to_vec())]
+        );
+    }
+
+    /// `shop.visits(id bigint primary key, at timestamp)`: one row inserted at 20:30 UTC.
+    #[test]
+    fn timestamps_are_shown_in_the_zone_asked_for() {
+        let mut id = FieldType::new(type_code::LONGLONG);
+        id.flag = flag::PRI_KEY | flag::NOT_NULL;
+        let mut table = TableInfo::new(
+            11,
+            "visits",
+            vec![
+                ColumnInfo::new(1, "id", 0, id),
+                ColumnInfo::new(2, "at", 1, FieldType::new(type_code::TIMESTAMP)),
+            ],
+        );
+        table.pk_is_handle = true;
+        let catalog = in_shop(&table);
+        let at = Time::parse("2026-12-31 20:30:00", TimeKind::Timestamp, 0).unwrap();
+        let insert = mutation::encode_insert(
+            &table,
+            &[(1, ColumnValue::Int(1)), (2, ColumnValue::Time(at))],
+            None,
+        )
+        .unwrap();
+        let prewrite = PrewriteValue {
+            schema_version: 2,
+            mutations: vec![TableMutation {
+                table_id: 11,
+                inserted_rows: vec![insert.into()],
+                sequence: vec![MutationType::Insert as i32],
+                ..TableMutation::default()
+            }],
+        };
+        let shown = |zone| {
+            let binlog = dml_binlog(100, &prewrite, &catalog, |_, _| true, zone)
+                .unwrap()
+                .unwrap();
+            let event = &binlog.dml_data.unwrap().events[0];
+            decode_value(column(&event.row[1]).value.as_deref().unwrap()).unwrap()
+        };
+        assert_eq!(
+            shown(ShownZone::Fixed(8 * 3600)),
+            [Datum::Bytes(b"2027-01-01 04:30:00".to_vec())]
+        );
+        assert_eq!(
+            shown(ShownZone::Fixed(0)),
+            [Datum::Bytes(b"2026-12-31 20:30:00".to_vec())]
         );
     }
 
