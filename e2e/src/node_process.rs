@@ -148,6 +148,11 @@ impl NodeProcess {
         self.process.log_tail()
     }
 
+    /// Everything it logged, across restarts.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The base URL of its HTTP API.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -882,6 +882,86 @@ async fn a_frozen_downstream_does_not_keep_the_drainer_from_stopping() {
     assert_downstream_equals_truth(&pipeline);
 }
 
+/// A DDL the downstream is slow to run (it waits for a metadata lock another session holds) does
+/// not keep the drainer from stopping, and is not lost by the stop although the checkpoint store
+/// still answers: the checkpoint and the saved catalog stay right before the DDL (not past it
+/// with the DDL in the catalog, which would make the restart skip it as already applied), so
+/// the restarted drainer runs it once the lock is gone. The statement the stopped drainer left
+/// waiting is killed first, as a server would drop it, so only the restart can have run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ddl_cut_short_by_a_stop_runs_again_after_the_restart() {
+    use mysql_async::prelude::Queryable;
+
+    let pipeline = Pipeline::start().await;
+    let mut drainer = pipeline.drainer("drainer-ddl", "", &[]);
+    pipeline.replicate(&drainer, 40, 51).await;
+    // Reading every table inside an open transaction holds their metadata locks: row changes
+    // still go through, a DDL on any of them waits.
+    let mut holder = mysql_async::Conn::from_url(pipeline.downstream.url())
+        .await
+        .unwrap();
+    holder.query_drop("BEGIN").await.unwrap();
+    for table in user_tables(&pipeline.downstream) {
+        let (schema, name) = table.split_once('.').unwrap();
+        holder
+            .query_drop(format!("SELECT 1 FROM `{schema}`.`{name}` LIMIT 1"))
+            .await
+            .unwrap();
+    }
+    let run = tokio::spawn(workload::run(pipeline.workload(300, 52)));
+    let waiting = "SELECT COUNT(*) FROM information_schema.processlist \
+                   WHERE state LIKE '%metadata lock%'";
+    let mut blocked = false;
+    for _ in 0..240 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if pipeline.downstream.query(waiting).unwrap().trim() != "0" {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(
+        blocked,
+        "no DDL of the workload waited for the held locks:\n{}",
+        drainer.log_tail()
+    );
+    let exit = drainer.terminate();
+    assert!(
+        exit.is_some(),
+        "the drainer did not stop within 30 s of SIGTERM while a DDL waited:\n{}",
+        drainer.log_tail()
+    );
+    // The stopped drainer's DDL may still be waiting; the server must not run it after all.
+    let stuck = pipeline
+        .downstream
+        .query("SELECT id FROM information_schema.processlist WHERE state LIKE '%metadata lock%'")
+        .unwrap();
+    for id in stuck.lines() {
+        let _ = pipeline.downstream.query(&format!("KILL QUERY {id}"));
+    }
+    holder.query_drop("COMMIT").await.unwrap();
+    drop(holder);
+    drainer.restart().unwrap();
+    pipeline
+        .finish(&drainer, run, Duration::from_secs(180))
+        .await;
+    assert_downstream_equals_truth(&pipeline);
+    // The DDL caught may have changed only an index, or one a later DDL undid, which the end
+    // state does not show: the restarted drainer must have run it rather than skipped it.
+    let log = drainer.log_text();
+    assert!(
+        !log.contains("not executed again"),
+        "the restarted drainer skipped a DDL the downstream never ran:\n{log}"
+    );
+    let indexes = "SELECT CONCAT(table_schema, '.', table_name, '.', index_name) \
+                   FROM information_schema.statistics WHERE table_schema LIKE 'sim\\_%' \
+                   AND index_name <> '_tidb_rowid' GROUP BY 1 ORDER BY 1";
+    assert_eq!(
+        pipeline.truth.query(indexes).unwrap(),
+        pipeline.downstream.query(indexes).unwrap(),
+        "the downstream's indexes differ from the truth's"
+    );
+}
+
 /// The downstream is down while the drainer saves its progress there (the checkpoint every few
 /// seconds, the push limit every 10 s of commit ts): the drainer waits for the downstream, says
 /// why in `/status`, and loses nothing, instead of stopping on the failed write.
