@@ -81,6 +81,27 @@ impl Pipeline {
         self.world.start_drainer(id, &downstream, "", &[]).unwrap()
     }
 
+    /// SIGTERMs `drainer` and asserts that it stops by itself (within the 30 s `terminate` waits)
+    /// and is recorded `paused`; `stuck_on` says what it was waiting for, for the failure message.
+    async fn stop_drainer(
+        &self,
+        drainer: &mut DrainerProcess,
+        stuck_on: &str,
+    ) -> std::process::ExitStatus {
+        let Some(status) = drainer.terminate() else {
+            panic!(
+                "the drainer did not stop within 30 s of SIGTERM while {stuck_on}:\n{}",
+                drainer.log_tail()
+            );
+        };
+        assert!(
+            self.world
+                .wait_state(NodeKind::Drainer, &drainer.node_id, NodeState::Paused)
+                .await
+        );
+        status
+    }
+
     /// Replays the topic into the downstream as a consumer that skips resent commit ts would,
     /// then asserts the downstream equals the truth.
     async fn assert_topic_replays_to_truth(&self, broker: &KafkaBroker, topic: &str) {
@@ -579,16 +600,13 @@ async fn a_drainer_whose_kafka_broker_never_answers_stops_on_sigterm() {
             .await
     );
     status_once_it_says(&drainer, "cannot reach brokers").await;
-    let exit = drainer.terminate();
+    let status = pipeline
+        .stop_drainer(&mut drainer, "its broker never answered")
+        .await;
     assert!(
-        exit.is_some_and(|status| status.success()),
-        "the drainer did not stop cleanly on SIGTERM ({exit:?}):\n{}",
+        status.success(),
+        "the drainer did not stop cleanly on SIGTERM ({status}):\n{}",
         drainer.log_tail()
-    );
-    assert!(
-        world
-            .wait_state(NodeKind::Drainer, "drainer-kafka-x", NodeState::Paused)
-            .await
     );
 }
 
@@ -618,17 +636,9 @@ async fn a_ddl_the_broker_never_acknowledged_is_sent_again_after_a_stop() {
         body.contains("Kafka: "),
         "the drainer does not say it cannot write to Kafka: {body}"
     );
-    let exit = drainer.terminate();
-    assert!(
-        exit.is_some(),
-        "the drainer did not stop within 30 s of SIGTERM while its broker was gone:\n{}",
-        drainer.log_tail()
-    );
-    assert!(
-        world
-            .wait_state(NodeKind::Drainer, "drainer-kafka-d", NodeState::Paused)
-            .await
-    );
+    pipeline
+        .stop_drainer(&mut drainer, "its broker was gone")
+        .await;
     let broker = KafkaBroker::start_at(port).unwrap();
     drainer.restart().unwrap();
     pipeline
@@ -861,19 +871,10 @@ async fn a_frozen_downstream_does_not_keep_the_drainer_from_stopping() {
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         pipeline.downstream.freeze().unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let exit = drainer.terminate();
+        pipeline
+            .stop_drainer(&mut drainer, "its downstream was frozen")
+            .await;
         pipeline.downstream.resume().unwrap();
-        assert!(
-            exit.is_some(),
-            "the drainer did not stop within 30 s of SIGTERM while its downstream was frozen:\n{}",
-            drainer.log_tail()
-        );
-        assert!(
-            pipeline
-                .world
-                .wait_state(NodeKind::Drainer, "drainer-fz", NodeState::Paused)
-                .await
-        );
         drainer.restart().unwrap();
     }
     pipeline
@@ -924,12 +925,7 @@ async fn a_ddl_cut_short_by_a_stop_runs_again_after_the_restart() {
         "no DDL of the workload waited for the held locks:\n{}",
         drainer.log_tail()
     );
-    let exit = drainer.terminate();
-    assert!(
-        exit.is_some(),
-        "the drainer did not stop within 30 s of SIGTERM while a DDL waited:\n{}",
-        drainer.log_tail()
-    );
+    pipeline.stop_drainer(&mut drainer, "a DDL waited").await;
     // The stopped drainer's DDL may still be waiting; the server must not run it after all.
     let stuck = pipeline
         .downstream
