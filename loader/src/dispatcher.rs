@@ -64,6 +64,16 @@ impl Pending {
     }
 }
 
+/// A change with its downstream table attached and its values normalized against it.
+fn prepare(commit_ts: i64, mut dml: Dml, table: Arc<TableInfo>) -> RowChange {
+    sql::normalize(&mut dml, &table);
+    RowChange {
+        commit_ts,
+        dml,
+        table,
+    }
+}
+
 /// How changes are routed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Routing {
@@ -309,7 +319,13 @@ impl Dispatcher {
         routed.resize_with(self.workers.len(), VecDeque::new);
         let mut keys = std::mem::take(&mut self.keys);
         for dml in dmls {
-            let change = self.prepare(commit_ts, dml).await?;
+            // The table is nearly always known: only a miss builds the future that reads it
+            // from the server (a large one, which would otherwise be copied for every change).
+            let table = match self.known_table(&dml) {
+                Some(table) => table,
+                None => self.table_of(commit_ts, &dml).await?,
+            };
+            let change = prepare(commit_ts, dml, table);
             let worker = match self.routing {
                 Routing::Serial => 0,
                 Routing::Parallel { detect: true, .. } => {
@@ -386,39 +402,27 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Attaches the downstream table to a change and normalizes its values.
-    async fn prepare(&mut self, commit_ts: i64, mut dml: Dml) -> Result<RowChange, LoaderError> {
+    /// The downstream table a change writes, if it is cached.
+    fn known_table(&mut self, dml: &Dml) -> Option<Arc<TableInfo>> {
         // Consecutive changes mostly share their table, and their names: comparing the names'
         // pointers skips two hash lookups per change.
-        let table = match &self.last_table {
-            Some((database, name, table))
-                if Arc::ptr_eq(database, &dml.database) && Arc::ptr_eq(name, &dml.table) =>
-            {
-                table.clone()
-            }
-            _ => {
-                let table = self.table_of(commit_ts, &dml).await?;
-                self.last_table = Some((dml.database.clone(), dml.table.clone(), table.clone()));
-                table
-            }
-        };
-        sql::normalize(&mut dml, &table);
-        Ok(RowChange {
-            commit_ts,
-            dml,
-            table,
-        })
-    }
-
-    /// The downstream table a change writes, from the cache or read from the server.
-    async fn table_of(&mut self, commit_ts: i64, dml: &Dml) -> Result<Arc<TableInfo>, LoaderError> {
-        if let Some(table) = self
+        if let Some((database, name, table)) = &self.last_table
+            && Arc::ptr_eq(database, &dml.database)
+            && Arc::ptr_eq(name, &dml.table)
+        {
+            return Some(table.clone());
+        }
+        let table = self
             .tables
             .get(&*dml.database)
-            .and_then(|tables| tables.get(&*dml.table))
-        {
-            return Ok(table.clone());
-        }
+            .and_then(|tables| tables.get(&*dml.table))?
+            .clone();
+        self.last_table = Some((dml.database.clone(), dml.table.clone(), table.clone()));
+        Some(table)
+    }
+
+    /// The downstream table a change writes, read from the server and cached.
+    async fn table_of(&mut self, commit_ts: i64, dml: &Dml) -> Result<Arc<TableInfo>, LoaderError> {
         let table = Arc::new(
             self.load_table(commit_ts, &dml.database, &dml.table)
                 .await?,
