@@ -350,7 +350,11 @@ pub async fn run(config: Config) -> Result<StopReason, RunError> {
         None => syncer.await,
     };
     match syncer_result {
-        Ok(Ok(saved)) => tracing::info!(commit_ts = saved.commit_ts, "final checkpoint saved"),
+        // Saved just now, or kept from before a DDL the downstream never confirmed.
+        Ok(Ok(checkpoint)) => tracing::info!(
+            commit_ts = checkpoint.commit_ts,
+            "the syncer stopped; the next start resumes after this commit ts"
+        ),
         Ok(Err(err)) => failure = Some(err.to_string()),
         Err(err) => failure = Some(format!("the syncer task failed: {err}")),
     }
