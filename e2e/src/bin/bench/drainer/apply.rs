@@ -136,12 +136,15 @@ pub(super) async fn bench_apply(
 
     // Each copy of the rows is checksummed and removed before the next phase, so that every
     // phase starts with the same (empty) tables in MariaDB's buffer pool.
+    settle(world).await?;
     let before = bulk_baseline(world, "bulk_before", &ranges).await?;
     let before_sums = checksums(world, "bulk_before").await?;
     drop_database(world, "bulk_before").await?;
+    settle(world).await?;
     let drained = drain(world, written.rows).await?;
     let drained_sums = checksums(world, "").await?;
     truncate_tables(world).await?;
+    settle(world).await?;
     let after = bulk_baseline(world, "bulk_after", &ranges).await?;
     let after_sums = checksums(world, "bulk_after").await?;
     drop_database(world, "bulk_after").await?;
@@ -364,6 +367,43 @@ async fn drain(world: &mut DrainerWorld, rows: u64) -> anyhow::Result<Drained> {
         statements,
         memory: Memory::of(pid)?,
     })
+}
+
+/// Longest wait for the downstream to write out its dirty pages.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+/// Dirty pages that count as written out (the server dirties a few of its own all the time).
+const SETTLED_DIRTY_PAGES: u64 = 64;
+
+/// Has the downstream write out the pages the previous phase dirtied (flushing as fast as it
+/// can meanwhile), so that no phase pays for flushing, or evicting, what the one before it left:
+/// the buffer pool holds about one phase's rows, and the phase after a full one otherwise runs
+/// while the server's page cleaner writes the earlier rows out beside it.
+async fn settle(world: &DrainerWorld) -> anyhow::Result<()> {
+    let mut conn = world.downstream_conn().await?;
+    let dirty_pct: f64 = conn
+        .query_first("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+        .await?
+        .context("no innodb_max_dirty_pages_pct")?;
+    const DIRTY: &str = "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                         WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'";
+    let started = Instant::now();
+    let at_start = query_u64(&mut conn, DIRTY).await?;
+    conn.query_drop("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .await?;
+    let mut left = at_start;
+    while left > SETTLED_DIRTY_PAGES && started.elapsed() < SETTLE_LIMIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = query_u64(&mut conn, DIRTY).await?;
+    }
+    conn.query_drop(format!(
+        "SET GLOBAL innodb_max_dirty_pages_pct = {dirty_pct}"
+    ))
+    .await?;
+    println!(
+        "downstream settled: {at_start} dirty pages down to {left} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Rows written to non-temporary tables, server-wide (`Handler_write`: MariaDB 10.11 has no
