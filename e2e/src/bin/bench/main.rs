@@ -96,7 +96,9 @@
 //! into fresh copies of the tables (created from the truth's `SHOW CREATE TABLE`) in the same
 //! MariaDB. It runs right before and right after the drainer, and `ratio = drainer rows/s ÷ mean
 //! baseline rows/s`; every copy is checksummed (`CHECKSUM TABLE`, which must match the drainer's)
-//! and removed before the next phase, so each phase starts with empty tables. Also printed per
+//! and removed before the next phase, so each phase starts with empty tables, and the server
+//! writes out its dirty pages before each phase (its buffer pool holds about one phase's rows,
+//! and a phase would otherwise run beside the flushing of the last one's). Also printed per
 //! row: CPU µs of the drainer, MariaDB and this process, and the statements and explicit commits
 //! the server counted. Target: ratio ≥ 0.8. Background load moves the ratio a lot: the baseline
 //! is bound by round trips with CPU to spare, while the drainer's pipeline and MariaDB compete
