@@ -2,6 +2,7 @@
 //! drainer.md §8.1). Gauges are refreshed from the components' status snapshots when scraped, so
 //! the pipeline itself carries no metric handles.
 
+use binlog_cluster::tso::physical_ms;
 use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::collector::CollectorStatus;
@@ -27,10 +28,6 @@ fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
         .namespace("binlog")
         .subsystem("drainer")
-}
-
-fn physical_ms(ts: i64) -> i64 {
-    ts >> 18
 }
 
 impl Metrics {

@@ -35,7 +35,8 @@ use crate::translate::TranslateError;
 /// `ddl_schema_state` of the early binlog TiDB writes while dropping a column.
 const STATE_DELETE_ONLY: i32 = 1;
 
-/// How long a stop waits for each of: the step under way, the sink, the final checkpoint. Three of them fit in the 30 s Kubernetes gives a pod before killing it.
+/// How long a stop waits for each of: the step under way, the sink, the final checkpoint. Three
+/// of them fit in the 30 s Kubernetes gives a pod before killing it.
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether a step (a binlog's handling, or all of them) ran to its end or a stop cut it short.

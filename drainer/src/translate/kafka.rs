@@ -8,6 +8,7 @@
 //! its default (the original emitted NULL), and `time_zone` gives the zone's offset at the commit
 //! (`+08:00`), which a consumer can set as its session's (the original left it empty).
 
+use binlog_cluster::tso;
 use binlog_proto::binlog::PrewriteValue;
 use binlog_proto::slave_binlog as secondary;
 use tidb_codec::mutation::DecodedRow;
@@ -15,7 +16,7 @@ use tidb_codec::schema::{schema_state, type_code};
 use tidb_codec::value::missing_column_value;
 use tidb_codec::{CodecError, ColumnInfo, ColumnValue, TableInfo};
 
-use super::zone::{ShownZone, commit_unix_seconds};
+use super::zone::ShownZone;
 use super::{RowError, RowEvent, TableChange, TranslateError, row_events, table_changes};
 use crate::schema::Catalog;
 
@@ -73,7 +74,7 @@ pub fn dml_binlog(
         commit_ts: Some(commit_ts),
         dml_data: Some(secondary::DmlData { tables }),
         ddl_data: None,
-        time_zone: Some(zone.offset_text(commit_unix_seconds(commit_ts))),
+        time_zone: Some(zone.offset_text(tso::rough_time(commit_ts).timestamp())),
     }))
 }
 

@@ -60,16 +60,11 @@ impl ShownZone {
     }
 }
 
-/// The unix second of a commit ts (its physical part is milliseconds since the epoch).
-pub fn commit_unix_seconds(commit_ts: i64) -> i64 {
-    (commit_ts >> 18) / 1000
-}
-
 #[cfg(test)]
 mod tests {
     use tidb_codec::{ColumnValue, Time, TimeKind};
 
-    use super::{ShownZone, commit_unix_seconds};
+    use super::ShownZone;
 
     fn time(text: &str, kind: TimeKind) -> Time {
         Time::parse(text, kind, 0).unwrap()
@@ -104,11 +99,5 @@ mod tests {
             "-09:30"
         );
         assert_eq!(ShownZone::Fixed(0).offset_text(0), "+00:00");
-    }
-
-    #[test]
-    fn a_commit_ts_is_milliseconds_shifted_past_the_logical_part() {
-        let ts = (1_765_000_000_123i64 << 18) | 5;
-        assert_eq!(commit_unix_seconds(ts), 1_765_000_000);
     }
 }
