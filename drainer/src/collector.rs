@@ -3,12 +3,13 @@
 //! increasing commit ts. Paused pumps hold the merge and are named in the status; offline pumps are
 //! removed.
 //!
-//! Memory: each puller holds at most one binlog and the merge one per pump; binlogs handed on
-//! (up to `out`'s capacity, `cache-binlog-count`) together hold at most [`MAX_HANDED_ON_BYTES`]
-//! of payload, each keeping its share of that budget until it is dropped. A bigger binlog waits
+//! Memory: a pump's binlogs waiting for the merge (in its puller, on the way, queued in the
+//! merge) hold at most [`READ_AHEAD_BYTES`] (see [`crate::puller`]); binlogs handed on (up to
+//! `out`'s capacity, `cache-binlog-count`) together hold at most [`MAX_HANDED_ON_BYTES`] of
+//! payload, each keeping its share of that budget until it is dropped. A bigger binlog waits
 //! until the whole budget is free, then goes alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::merge::{Dropped, Merger};
-use crate::puller::{self, PullError, PulledBinlog, PullerMessage, PullerSettings};
+use crate::puller::{
+    self, PullError, PulledBinlog, PullerMessage, PullerSettings, READ_AHEAD_BYTES,
+};
 
 /// A pump as the collector sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,8 +73,12 @@ pub struct CollectorSettings {
 
 struct Puller {
     task: JoinHandle<()>,
-    credits: Arc<Semaphore>,
 }
+
+/// Items taken from the pullers in one round of the collector's loop at most: the items waiting
+/// are taken together (polling the loop's other branches again costs more than merging a small
+/// binlog), within a bound so that ticks and notifications are still seen.
+const ITEMS_PER_ROUND: usize = 256;
 
 /// Runs the collector until `stop` is set or `out` closes; emits merged binlogs after
 /// `start_ts`. Returns an error only for a failure that would lose data (a purged pump).
@@ -87,7 +94,6 @@ pub async fn run(
     let mut merger: Merger<String, PulledBinlog> = Merger::new(start_ts);
     let mut pullers: BTreeMap<String, Puller> = BTreeMap::new();
     let mut pumps: BTreeMap<String, PumpView> = BTreeMap::new();
-    let mut credited: HashSet<String> = HashSet::new();
     let (items_tx, mut items) = mpsc::channel::<PullerMessage>(64);
     let mut ticker = tokio::time::interval(settings.detect_interval);
     let mut last_error = None;
@@ -95,28 +101,35 @@ pub async fn run(
     let mut published = None::<tokio::time::Instant>;
     let budget = Arc::new(Semaphore::new(MAX_HANDED_ON_BYTES));
 
-    let result = loop {
+    let result = 'collecting: loop {
         // Items come by the thousand per second: their status changes are published in batches.
         let mut only_items = false;
         tokio::select! {
             _ = ticker.tick() => {
-                last_error = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &mut credited, &items_tx).await.err();
+                last_error = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &items_tx).await.err();
             }
             Some(reply) = notifications.recv() => {
-                let outcome = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &mut credited, &items_tx).await;
+                let outcome = refresh(&registry, &settings, &mut merger, &mut pullers, &mut pumps, &items_tx).await;
                 last_error = outcome.clone().err();
                 let _ = reply.send(outcome);
             }
-            Some((pump, item)) = items.recv() => {
+            Some(first) = items.recv() => {
                 only_items = true;
-                credited.remove(&pump);
-                match item {
-                    Ok(item) if merger.has_source(&pump) => {
-                        positions.insert(pump.clone(), item.commit_ts);
-                        merger.push(pump, item)
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some((pump, item)) = next.take() {
+                    match item {
+                        Ok(item) if merger.has_source(&pump) => {
+                            positions.insert(pump.clone(), item.commit_ts);
+                            merger.push(pump, item)
+                        }
+                        Ok(_) => {}
+                        Err(err) => break 'collecting Err(err),
                     }
-                    Ok(_) => {}
-                    Err(err) => break Err(err),
+                    taken += 1;
+                    if taken < ITEMS_PER_ROUND {
+                        next = items.try_recv().ok();
+                    }
                 }
             }
             _ = binlog_cluster::shutdown::stopped(&mut stop) => break Ok(()),
@@ -130,15 +143,6 @@ pub async fn run(
             item.budget = Some(permit);
             if out.send(item).await.is_err() {
                 break;
-            }
-        }
-        for pump in merger.sources().cloned().collect::<Vec<_>>() {
-            if merger.needs(&pump)
-                && !credited.contains(&pump)
-                && let Some(puller) = pullers.get(&pump)
-            {
-                puller.credits.add_permits(1);
-                credited.insert(pump);
             }
         }
         positions.retain(|pump, _| pumps.contains_key(pump));
@@ -185,7 +189,6 @@ async fn refresh(
     merger: &mut Merger<String, PulledBinlog>,
     pullers: &mut BTreeMap<String, Puller>,
     pumps: &mut BTreeMap<String, PumpView>,
-    credited: &mut HashSet<String>,
     items: &mpsc::Sender<PullerMessage>,
 ) -> Result<(), String> {
     let (listed, _) = registry
@@ -203,12 +206,11 @@ async fn refresh(
                     puller.task.abort();
                 }
                 merger.remove_source(&id);
-                credited.remove(&id);
                 pumps.remove(&id);
             }
             (false, state) => {
                 tracing::info!(pump = %id, host = %pump.host, %state, after = merger.last_emitted(), "pulling from a new pump");
-                let credits = Arc::new(Semaphore::new(1));
+                let credits = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
                 let task = tokio::spawn(puller::run(
                     id.clone(),
                     pump.host.clone(),
@@ -218,8 +220,7 @@ async fn refresh(
                     items.clone(),
                 ));
                 merger.add_source(id.clone());
-                credited.insert(id.clone());
-                pullers.insert(id.clone(), Puller { task, credits });
+                pullers.insert(id.clone(), Puller { task });
                 pumps.insert(
                     id,
                     PumpView {

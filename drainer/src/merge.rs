@@ -1,13 +1,14 @@
 //! The k-way merge of the pumps' streams into one stream of strictly increasing commit ts.
 //!
-//! Each pump contributes one head item at a time. An item is emitted only when every source has a
-//! head, so nothing older can still arrive; that is why an idle pump must keep producing (fake
-//! binlogs) and why a paused pump holds the merge (reported by [`Merger::waiting_for`]). Items not
-//! above the last emitted commit ts are dropped: equal ones are TiDB's re-sends, smaller ones are
-//! counted as disorder. Pure data structure: the collector drives it.
+//! Each pump contributes its items in order, queued per pump. An item is emitted only when every
+//! source has one queued, so nothing older can still arrive; that is why an idle pump must keep
+//! producing (fake binlogs) and why a paused pump holds the merge (reported by
+//! [`Merger::waiting_for`]). Items not above the last emitted commit ts are dropped: equal ones
+//! are TiDB's re-sends, smaller ones are counted as disorder. Pure data structure: the collector
+//! drives it and bounds what each source may queue.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 /// Something with a commit ts.
 pub trait Timestamped {
@@ -27,8 +28,12 @@ pub struct Dropped {
 /// The merge state over sources named by `K`.
 #[derive(Debug)]
 pub struct Merger<K: Ord + Clone, T> {
-    heads: BTreeMap<K, Option<T>>,
-    queue: BinaryHeap<Reverse<(i64, K)>>,
+    /// Each source's items, oldest first.
+    queued: BTreeMap<K, VecDeque<T>>,
+    /// The commit ts of each source's oldest item.
+    heads: BinaryHeap<Reverse<(i64, K)>>,
+    /// Sources with nothing queued.
+    empty: usize,
     last_emitted: i64,
     dropped: Dropped,
 }
@@ -37,8 +42,9 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
     /// A merger that emits only items above `start_ts` (the checkpoint).
     pub fn new(start_ts: i64) -> Self {
         Merger {
-            heads: BTreeMap::new(),
-            queue: BinaryHeap::new(),
+            queued: BTreeMap::new(),
+            heads: BinaryHeap::new(),
+            empty: 0,
             last_emitted: start_ts,
             dropped: Dropped::default(),
         }
@@ -46,58 +52,65 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
 
     /// Adds a source; emission now waits for its first item too.
     pub fn add_source(&mut self, key: K) {
-        self.heads.entry(key).or_insert(None);
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.queued.entry(key) {
+            entry.insert(VecDeque::new());
+            self.empty += 1;
+        }
     }
 
-    /// Removes a source and its pending item (an offline pump).
+    /// Removes a source and the items it queued (an offline pump).
     pub fn remove_source(&mut self, key: &K) {
-        if self.heads.remove(key).flatten().is_some() {
-            self.queue.retain(|Reverse((_, k))| k != key);
+        match self.queued.remove(key) {
+            Some(items) if items.is_empty() => self.empty -= 1,
+            Some(_) => self.heads.retain(|Reverse((_, k))| k != key),
+            None => {}
         }
     }
 
     /// Whether `key` is a source.
     pub fn has_source(&self, key: &K) -> bool {
-        self.heads.contains_key(key)
+        self.queued.contains_key(key)
     }
 
-    /// The sources.
-    pub fn sources(&self) -> impl Iterator<Item = &K> {
-        self.heads.keys()
-    }
-
-    /// Whether `key` needs its next item before anything can be emitted.
-    pub fn needs(&self, key: &K) -> bool {
-        matches!(self.heads.get(key), Some(None))
-    }
-
-    /// Sources without a head item: the merge waits for them.
+    /// Sources with nothing queued: the merge waits for them.
     pub fn waiting_for(&self) -> Vec<K> {
-        self.heads
+        self.queued
             .iter()
-            .filter(|(_, head)| head.is_none())
+            .filter(|(_, items)| items.is_empty())
             .map(|(key, _)| key.clone())
             .collect()
     }
 
-    /// Gives `key` its next item. Panics in debug builds if it already has one: a source hands
-    /// over one item at a time.
+    /// Queues `key`'s next item behind those it sent before (a source sends in commit-ts order;
+    /// one out of order is dropped when its turn comes).
     pub fn push(&mut self, key: K, item: T) {
-        let slot = self.heads.entry(key.clone()).or_insert(None);
-        debug_assert!(slot.is_none(), "a source pushes one item at a time");
-        self.queue.push(Reverse((item.commit_ts(), key)));
-        *slot = Some(item);
+        let ts = item.commit_ts();
+        let items = self.queued.entry(key.clone()).or_insert_with(|| {
+            // An unknown source counts as added, and empty until now.
+            self.empty += 1;
+            VecDeque::new()
+        });
+        if items.is_empty() {
+            self.empty -= 1;
+            self.heads.push(Reverse((ts, key)));
+        }
+        items.push_back(item);
     }
 
-    /// The next item in commit-ts order, if every source has a head; drops items that are not
-    /// above the last emitted ts.
+    /// The next item in commit-ts order, if every source has one queued; drops items that are
+    /// not above the last emitted ts.
     pub fn pop(&mut self) -> Option<T> {
         loop {
-            if self.heads.is_empty() || self.heads.values().any(Option::is_none) {
+            if self.queued.is_empty() || self.empty > 0 {
                 return None;
             }
-            let Reverse((ts, key)) = self.queue.pop()?;
-            let item = self.heads.get_mut(&key)?.take()?;
+            let Reverse((ts, key)) = self.heads.pop()?;
+            let items = self.queued.get_mut(&key)?;
+            let item = items.pop_front()?;
+            match items.front() {
+                Some(next) => self.heads.push(Reverse((next.commit_ts(), key))),
+                None => self.empty += 1,
+            }
             if ts > self.last_emitted {
                 self.last_emitted = ts;
                 return Some(item);
@@ -146,7 +159,7 @@ mod tests {
         merger.push("b", Item(3));
         assert_eq!(merger.pop(), Some(Item(3)));
         assert_eq!(merger.pop(), None);
-        assert!(merger.needs(&"b"));
+        assert_eq!(merger.waiting_for(), ["b"]);
         merger.push("b", Item(9));
         assert_eq!(merger.pop(), Some(Item(5)));
     }
@@ -190,8 +203,75 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_source_queues_items_behind_its_oldest() {
+        let mut merger = Merger::new(0);
+        merger.add_source("a");
+        merger.add_source("b");
+        for ts in [1, 4, 6] {
+            merger.push("a", Item(ts));
+        }
+        merger.push("b", Item(5));
+        assert_eq!(merger.pop(), Some(Item(1)));
+        assert_eq!(merger.pop(), Some(Item(4)));
+        assert_eq!(merger.pop(), Some(Item(5)));
+        assert_eq!(
+            merger.pop(),
+            None,
+            "b could still send something older than 6"
+        );
+        assert_eq!(merger.waiting_for(), ["b"]);
+        merger.remove_source(&"b");
+        assert_eq!(merger.pop(), Some(Item(6)));
+        assert_eq!(merger.waiting_for(), ["a"]);
+    }
+
+    #[test]
+    fn removing_a_source_drops_what_it_queued() {
+        let mut merger = Merger::new(0);
+        merger.add_source("a");
+        merger.add_source("gone");
+        merger.push("gone", Item(1));
+        merger.push("gone", Item(2));
+        merger.remove_source(&"gone");
+        merger.push("a", Item(3));
+        assert_eq!(merger.pop(), Some(Item(3)));
+        assert_eq!(merger.pop(), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The same with sources queueing several items at a time.
+        #[test]
+        fn merges_streams_queued_in_batches_into_their_sorted_union(
+            streams in proptest::collection::vec(proptest::collection::btree_set(1i64..500, 0..40), 1..5),
+            batch in 1usize..6,
+        ) {
+            const END: i64 = i64::MAX - 1;
+            let mut merger = Merger::new(0);
+            let mut iters: Vec<_> = streams.iter().map(|s| s.iter().copied().chain([END]).collect::<Vec<_>>().into_iter()).collect();
+            for key in 0..iters.len() {
+                merger.add_source(key);
+            }
+            let mut out = Vec::new();
+            'merging: loop {
+                for (key, iter) in iters.iter_mut().enumerate() {
+                    for ts in iter.by_ref().take(batch) {
+                        merger.push(key, Item(ts));
+                    }
+                }
+                while let Some(Item(ts)) = merger.pop() {
+                    if ts == END {
+                        break 'merging;
+                    }
+                    out.push(ts);
+                }
+                prop_assert!(iters.iter().any(|iter| iter.len() > 0), "every source ran dry before its end marker came out");
+            }
+            let expected: Vec<i64> = streams.iter().flatten().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            prop_assert_eq!(out, expected);
+        }
 
         /// Sources with increasing, possibly overlapping streams merge into exactly the sorted,
         /// deduplicated union.
@@ -207,7 +287,7 @@ mod tests {
             let mut out = Vec::new();
             loop {
                 for (key, iter) in iters.iter_mut().enumerate() {
-                    if merger.needs(&key)
+                    if merger.waiting_for().contains(&key)
                         && let Some(ts) = iter.next()
                     {
                         merger.push(key, Item(ts));

@@ -1,6 +1,8 @@
 //! One puller per pump: streams the pump's committed binlogs after the last commit ts it
-//! delivered, reconnecting (every second) after any error, and hands them to the collector one at
-//! a time (the collector grants a credit per item, so a puller never runs ahead of the merge).
+//! delivered, reconnecting (every second) after any error, and hands them to the collector. Each
+//! item takes its share of the puller's [`READ_AHEAD_BYTES`] and holds it until the merge emits
+//! it, so a puller runs ahead of the merge by that much at most, and items flow in batches
+//! instead of one task switch per binlog.
 //! A binlog is decoded without copying (its prewrite value and rows are slices of the receive
 //! buffer), so a big one is held once. After a message over [`BIG_MESSAGE_BYTES`] the puller
 //! pulls again at once on a fresh stream, so that the buffer the big message grew is freed with
@@ -28,8 +30,8 @@ pub struct PulledBinlog {
     pub binlog: Binlog,
     /// Payload size in bytes, for memory accounting.
     pub size: usize,
-    /// The share of the collector's byte budget the binlog holds until it is dropped (see
-    /// [`crate::collector`]); `None` until the collector hands it on.
+    /// The share of a byte budget the binlog holds until it is dropped: of its puller's
+    /// read-ahead until the merge emits it, then of the collector's (see [`crate::collector`]).
     pub budget: Option<OwnedSemaphorePermit>,
 }
 
@@ -82,17 +84,25 @@ pub struct PullerSettings {
     pub gzip: bool,
 }
 
+/// What one pump's binlogs may hold between their puller and the merge's output, each counted
+/// as its payload and [`ITEM_OVERHEAD`]. A binlog bigger than this waits until all of it is free,
+/// then goes alone.
+pub const READ_AHEAD_BYTES: usize = 1 << 20;
+/// What an item is counted beyond its payload (its decoded structures), so that a stream of
+/// tiny fake binlogs is bounded too.
+const ITEM_OVERHEAD: usize = 256;
+
 /// What a puller sends to the collector.
 pub type PullerMessage = (String, Result<PulledBinlog, PullError>);
 
 /// Pulls from the pump `node_id` at `host`, starting after `after`, until `out` closes. Each item
-/// waits for a credit on `credits`.
+/// waits for its share of `read_ahead` (which starts with [`READ_AHEAD_BYTES`] permits).
 pub async fn run(
     node_id: String,
     host: String,
     mut after: i64,
     settings: PullerSettings,
-    credits: Arc<Semaphore>,
+    read_ahead: Arc<Semaphore>,
     out: mpsc::Sender<PullerMessage>,
 ) {
     let scheme = if settings.tls.is_some() {
@@ -110,7 +120,7 @@ pub async fn run(
             &format!("{scheme}://{host}"),
             &mut after,
             &settings,
-            &credits,
+            &read_ahead,
             &out,
         )
         .await;
@@ -165,7 +175,7 @@ async fn pull_once(
     url: &str,
     after: &mut i64,
     settings: &PullerSettings,
-    credits: &Semaphore,
+    read_ahead: &Arc<Semaphore>,
     out: &mpsc::Sender<PullerMessage>,
 ) -> Result<Ended, Failure> {
     let mut endpoint = Endpoint::from_shared(url.to_string())
@@ -232,17 +242,18 @@ async fn pull_once(
         } else {
             *after = binlog.commit_ts;
         }
+        // At most u32::MAX.
+        let share = size.saturating_add(ITEM_OVERHEAD).min(READ_AHEAD_BYTES) as u32;
+        let Ok(permit) = read_ahead.clone().acquire_many_owned(share).await else {
+            return Ok(Ended::Stopped);
+        };
         let item = PulledBinlog {
             commit_ts: binlog.commit_ts,
             start_ts: binlog.start_ts,
             size,
             binlog,
-            budget: None,
+            budget: Some(permit),
         };
-        let Ok(permit) = credits.acquire().await else {
-            return Ok(Ended::Stopped);
-        };
-        permit.forget();
         if out.send((node_id.to_string(), Ok(item))).await.is_err() {
             return Ok(Ended::Stopped);
         }
