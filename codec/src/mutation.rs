@@ -307,7 +307,7 @@ pub fn decode_insert_each(
     mut put: impl FnMut(usize, ColumnValue),
 ) -> Result<Option<i64>> {
     let handle_columns = table.handle_columns();
-    let index_of = |id: i64| table.cols.iter().position(|c| c.id == id);
+    let index_of = |id: i64| table.column_position(id);
     let mut row_id = None;
     // An int handle (or row id) is one datum; only a clustered handle needs a list.
     let mut first_handle = None;
