@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::merge::{Dropped, Merger};
 use crate::puller::{
-    self, PullError, PulledBinlog, PullerMessage, PullerSettings, READ_AHEAD_BYTES,
+    self, PullError, PulledBinlog, PullerMessage, PullerSettings, PumpId, READ_AHEAD_BYTES,
 };
 
 /// A pump as the collector sees it.
@@ -91,13 +91,13 @@ pub async fn run(
     status: Arc<Mutex<CollectorStatus>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), PullError> {
-    let mut merger: Merger<String, PulledBinlog> = Merger::new(start_ts);
+    let mut merger: Merger<PumpId, PulledBinlog> = Merger::new(start_ts);
     let mut pullers: BTreeMap<String, Puller> = BTreeMap::new();
     let mut pumps: BTreeMap<String, PumpView> = BTreeMap::new();
     let (items_tx, mut items) = mpsc::channel::<PullerMessage>(64);
     let mut ticker = tokio::time::interval(settings.detect_interval);
     let mut last_error = None;
-    let mut positions: BTreeMap<String, i64> = BTreeMap::new();
+    let mut positions: BTreeMap<PumpId, i64> = BTreeMap::new();
     let mut published = None::<tokio::time::Instant>;
     let budget = Arc::new(Semaphore::new(MAX_HANDED_ON_BYTES));
 
@@ -120,7 +120,12 @@ pub async fn run(
                 while let Some((pump, item)) = next.take() {
                     match item {
                         Ok(item) if merger.has_source(&pump) => {
-                            positions.insert(pump.clone(), item.commit_ts);
+                            match positions.get_mut(&pump) {
+                                Some(position) => *position = item.commit_ts,
+                                None => {
+                                    positions.insert(pump.clone(), item.commit_ts);
+                                }
+                            }
                             merger.push(pump, item)
                         }
                         Ok(_) => {}
@@ -145,7 +150,7 @@ pub async fn run(
                 break;
             }
         }
-        positions.retain(|pump, _| pumps.contains_key(pump));
+        positions.retain(|pump, _| pumps.contains_key(&**pump));
         if !only_items || published.is_none_or(|at| at.elapsed() >= STATUS_EVERY) {
             publish(&status, &merger, &pumps, &positions, &last_error);
             published = Some(tokio::time::Instant::now());
@@ -162,9 +167,9 @@ pub async fn run(
 
 fn publish(
     status: &Mutex<CollectorStatus>,
-    merger: &Merger<String, PulledBinlog>,
+    merger: &Merger<PumpId, PulledBinlog>,
     pumps: &BTreeMap<String, PumpView>,
-    positions: &BTreeMap<String, i64>,
+    positions: &BTreeMap<PumpId, i64>,
     error: &Option<String>,
 ) {
     let Dropped {
@@ -173,8 +178,15 @@ fn publish(
     } = merger.dropped();
     *status.lock().unwrap_or_else(|e| e.into_inner()) = CollectorStatus {
         pumps: pumps.clone(),
-        waiting_for: merger.waiting_for(),
-        positions: positions.clone(),
+        waiting_for: merger
+            .waiting_for()
+            .iter()
+            .map(|id| id.to_string())
+            .collect(),
+        positions: positions
+            .iter()
+            .map(|(id, ts)| (id.to_string(), *ts))
+            .collect(),
         last_ts: merger.last_emitted(),
         duplicates,
         disorder,
@@ -186,7 +198,7 @@ fn publish(
 async fn refresh(
     registry: &Registry,
     settings: &CollectorSettings,
-    merger: &mut Merger<String, PulledBinlog>,
+    merger: &mut Merger<PumpId, PulledBinlog>,
     pullers: &mut BTreeMap<String, Puller>,
     pumps: &mut BTreeMap<String, PumpView>,
     items: &mpsc::Sender<PullerMessage>,
@@ -205,21 +217,22 @@ async fn refresh(
                 if let Some(puller) = pullers.remove(&id) {
                     puller.task.abort();
                 }
-                merger.remove_source(&id);
+                merger.remove_source(id.as_str());
                 pumps.remove(&id);
             }
             (false, state) => {
                 tracing::info!(pump = %id, host = %pump.host, %state, after = merger.last_emitted(), "pulling from a new pump");
                 let credits = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
+                let shared_id = PumpId::from(id.as_str());
                 let task = tokio::spawn(puller::run(
-                    id.clone(),
+                    shared_id.clone(),
                     pump.host.clone(),
                     merger.last_emitted(),
                     settings.puller.clone(),
                     credits.clone(),
                     items.clone(),
                 ));
-                merger.add_source(id.clone());
+                merger.add_source(shared_id);
                 pullers.insert(id.clone(), Puller { task });
                 pumps.insert(
                     id,

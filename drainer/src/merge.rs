@@ -7,6 +7,7 @@
 //! are TiDB's re-sends, smaller ones are counted as disorder. Pure data structure: the collector
 //! drives it and bounds what each source may queue.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
@@ -59,16 +60,22 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
     }
 
     /// Removes a source and the items it queued (an offline pump).
-    pub fn remove_source(&mut self, key: &K) {
+    pub fn remove_source<Q: Ord + ?Sized>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
         match self.queued.remove(key) {
             Some(items) if items.is_empty() => self.empty -= 1,
-            Some(_) => self.heads.retain(|Reverse((_, k))| k != key),
+            Some(_) => self.heads.retain(|Reverse((_, k))| k.borrow() != key),
             None => {}
         }
     }
 
     /// Whether `key` is a source.
-    pub fn has_source(&self, key: &K) -> bool {
+    pub fn has_source<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.queued.contains_key(key)
     }
 

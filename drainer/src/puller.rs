@@ -92,13 +92,16 @@ pub const READ_AHEAD_BYTES: usize = 1 << 20;
 /// tiny fake binlogs is bounded too.
 const ITEM_OVERHEAD: usize = 256;
 
+/// A pump's node id, as the collector and its pullers share it (cloned with every binlog).
+pub type PumpId = Arc<str>;
+
 /// What a puller sends to the collector.
-pub type PullerMessage = (String, Result<PulledBinlog, PullError>);
+pub type PullerMessage = (PumpId, Result<PulledBinlog, PullError>);
 
 /// Pulls from the pump `node_id` at `host`, starting after `after`, until `out` closes. Each item
 /// waits for its share of `read_ahead` (which starts with [`READ_AHEAD_BYTES`] permits).
 pub async fn run(
-    node_id: String,
+    node_id: PumpId,
     host: String,
     mut after: i64,
     settings: PullerSettings,
@@ -171,7 +174,7 @@ enum Failure {
 use Failure::{Fatal, Retry};
 
 async fn pull_once(
-    node_id: &str,
+    node_id: &PumpId,
     url: &str,
     after: &mut i64,
     settings: &PullerSettings,
@@ -254,7 +257,7 @@ async fn pull_once(
             binlog,
             budget: Some(permit),
         };
-        if out.send((node_id.to_string(), Ok(item))).await.is_err() {
+        if out.send((node_id.clone(), Ok(item))).await.is_err() {
             return Ok(Ended::Stopped);
         }
     }
