@@ -647,11 +647,13 @@ async fn poll_open_txns<T>(
 }
 
 /// Waits (30 s at most) until the loader's open downstream transaction changed `rows` rows,
-/// i.e. the parts pushed so far ran, and returns its connection id.
+/// i.e. the parts pushed so far ran, and returns its connection id. InnoDB's own transactions
+/// (thread id 0, e.g. the persistent statistics of a new table) are not the loader's.
 async fn wait_open_txn(db: &MariaDb, loader: &Loader, rows: u64) -> u64 {
     let open = poll_open_txns(
         db,
-        "SELECT trx_mysql_thread_id, trx_rows_modified FROM information_schema.innodb_trx",
+        "SELECT trx_mysql_thread_id, trx_rows_modified FROM information_schema.innodb_trx \
+         WHERE trx_mysql_thread_id > 0",
         |open| {
             open.lines().find_map(|line| {
                 let (id, modified) = line.split_once('\t')?;
