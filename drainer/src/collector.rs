@@ -120,12 +120,7 @@ pub async fn run(
                 while let Some((pump, item)) = next.take() {
                     match item {
                         Ok(item) if merger.has_source(&pump) => {
-                            match positions.get_mut(&pump) {
-                                Some(position) => *position = item.commit_ts,
-                                None => {
-                                    positions.insert(pump.clone(), item.commit_ts);
-                                }
-                            }
+                            positions.insert(pump.clone(), item.commit_ts);
                             merger.push(pump, item)
                         }
                         Ok(_) => {}
@@ -222,14 +217,14 @@ async fn refresh(
             }
             (false, state) => {
                 tracing::info!(pump = %id, host = %pump.host, %state, after = merger.last_emitted(), "pulling from a new pump");
-                let credits = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
+                let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
                 let shared_id = PumpId::from(id.as_str());
                 let task = tokio::spawn(puller::run(
                     shared_id.clone(),
                     pump.host.clone(),
                     merger.last_emitted(),
                     settings.puller.clone(),
-                    credits.clone(),
+                    read_ahead,
                     items.clone(),
                 ));
                 merger.add_source(shared_id);

@@ -31,10 +31,8 @@ pub struct Dropped {
 pub struct Merger<K: Ord + Clone, T> {
     /// Each source's items, oldest first.
     queued: BTreeMap<K, VecDeque<T>>,
-    /// The commit ts of each source's oldest item.
+    /// The commit ts of each source's oldest item: one entry per source with items queued.
     heads: BinaryHeap<Reverse<(i64, K)>>,
-    /// Sources with nothing queued.
-    empty: usize,
     last_emitted: i64,
     dropped: Dropped,
 }
@@ -45,7 +43,6 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
         Merger {
             queued: BTreeMap::new(),
             heads: BinaryHeap::new(),
-            empty: 0,
             last_emitted: start_ts,
             dropped: Dropped::default(),
         }
@@ -53,10 +50,7 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
 
     /// Adds a source; emission now waits for its first item too.
     pub fn add_source(&mut self, key: K) {
-        if let std::collections::btree_map::Entry::Vacant(entry) = self.queued.entry(key) {
-            entry.insert(VecDeque::new());
-            self.empty += 1;
-        }
+        self.queued.entry(key).or_default();
     }
 
     /// Removes a source and the items it queued (an offline pump).
@@ -64,10 +58,12 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
     where
         K: Borrow<Q>,
     {
-        match self.queued.remove(key) {
-            Some(items) if items.is_empty() => self.empty -= 1,
-            Some(_) => self.heads.retain(|Reverse((_, k))| k.borrow() != key),
-            None => {}
+        if self
+            .queued
+            .remove(key)
+            .is_some_and(|items| !items.is_empty())
+        {
+            self.heads.retain(|Reverse((_, k))| k.borrow() != key);
         }
     }
 
@@ -92,13 +88,8 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
     /// one out of order is dropped when its turn comes).
     pub fn push(&mut self, key: K, item: T) {
         let ts = item.commit_ts();
-        let items = self.queued.entry(key.clone()).or_insert_with(|| {
-            // An unknown source counts as added, and empty until now.
-            self.empty += 1;
-            VecDeque::new()
-        });
+        let items = self.queued.entry(key.clone()).or_default();
         if items.is_empty() {
-            self.empty -= 1;
             self.heads.push(Reverse((ts, key)));
         }
         items.push_back(item);
@@ -108,15 +99,15 @@ impl<K: Ord + Clone, T: Timestamped> Merger<K, T> {
     /// not above the last emitted ts.
     pub fn pop(&mut self) -> Option<T> {
         loop {
-            if self.queued.is_empty() || self.empty > 0 {
+            // Every source has items queued exactly when each has its entry in `heads`.
+            if self.queued.is_empty() || self.heads.len() < self.queued.len() {
                 return None;
             }
             let Reverse((ts, key)) = self.heads.pop()?;
             let items = self.queued.get_mut(&key)?;
             let item = items.pop_front()?;
-            match items.front() {
-                Some(next) => self.heads.push(Reverse((next.commit_ts(), key))),
-                None => self.empty += 1,
+            if let Some(next) = items.front() {
+                self.heads.push(Reverse((next.commit_ts(), key)));
             }
             if ts > self.last_emitted {
                 self.last_emitted = ts;
