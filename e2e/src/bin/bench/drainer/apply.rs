@@ -343,12 +343,19 @@ async fn drain(world: &mut DrainerWorld, rows: u64) -> anyhow::Result<Drained> {
         tokio::time::sleep(POLL).await;
     }
     let from = CpuMark::take(Some(pid), mariadb)?;
+    let started = Instant::now();
     let statements = Statements::read(&mut conn).await?;
-    while rows_inserted(&mut conn).await? < inserted_before + rows {
+    let target = inserted_before + rows;
+    loop {
+        let inserted = rows_inserted(&mut conn).await?;
+        if inserted >= target {
+            break;
+        }
         if Instant::now() >= deadline {
             return Err(overdue("not every row landed"));
         }
-        tokio::time::sleep(POLL).await;
+        let landed = inserted.saturating_sub(inserted_before);
+        tokio::time::sleep(next_look(started.elapsed(), landed, target - inserted)).await;
     }
     let mut to = CpuMark::take(Some(pid), mariadb)?;
     while query_u64(&mut conn, &every_row).await? < rows {
@@ -367,6 +374,19 @@ async fn drain(world: &mut DrainerWorld, rows: u64) -> anyhow::Result<Drained> {
         statements,
         memory: Memory::of(pid)?,
     })
+}
+
+/// How long to wait before looking at the downstream again, `landed` rows in after `elapsed`
+/// and `left` to go: half the time the rest should take at the rate so far, at least [`POLL`].
+/// Each look is a `SHOW GLOBAL STATUS`, about 0.2 ms of MariaDB's CPU: looking every 10 ms for
+/// the whole phase cost the drainer's side ~0.2 µs per row that the baseline's side, which
+/// does not poll, never paid. Halving the wait keeps the end found within [`POLL`].
+fn next_look(elapsed: Duration, landed: u64, left: u64) -> Duration {
+    if landed == 0 {
+        return POLL;
+    }
+    let rest = elapsed.mul_f64(left as f64 / landed as f64);
+    (rest / 2).clamp(POLL, Duration::from_secs(1))
 }
 
 /// Longest wait for the downstream to write out its dirty pages.
@@ -454,4 +474,18 @@ async fn truncate_tables(world: &DrainerWorld) -> anyhow::Result<()> {
         .with_context(|| format!("truncating {}", table.qualified()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_again_after_half_the_expected_rest_and_at_most_every_poll() {
+        let second = Duration::from_secs(1);
+        assert_eq!(next_look(second, 0, 100), POLL, "no rate yet");
+        assert_eq!(next_look(second, 100, 100), second / 2);
+        assert_eq!(next_look(second, 1000, 1), POLL, "the end is near");
+        assert_eq!(next_look(second, 1, 1000), second, "capped");
+    }
 }
