@@ -15,7 +15,7 @@ use binlog_drainer::server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    binlog_cluster::allocator::delay_purging();
+    binlog_cluster::allocator::tune();
     let flags = Flags::from_env();
     if flags.version {
         print!("{}", version_text());

@@ -14,7 +14,7 @@ use binlog_pump::server::{self, RunError};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    binlog_cluster::allocator::delay_purging();
+    binlog_cluster::allocator::tune();
     let flags = Flags::from_env();
     if flags.version {
         print!("{}", binlog_cluster::flags::version_text("pump"));
