@@ -1,5 +1,6 @@
-//! Tuning of mimalloc, the allocator the pump and the drainer declare in their `main.rs`: both
-//! allocate binlogs and gRPC buffers on one thread and free them on another, all the time.
+//! How the pump and the drainer get their memory: tuning of mimalloc, the allocator both declare in
+//! their `main.rs` (both allocate binlogs and gRPC buffers on one thread and free them on another,
+//! all the time), and the process's huge-page setting that mimalloc's mappings are subject to.
 
 /// `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (the Rust bindings lack it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -30,8 +31,9 @@ fn delay_purging() {
 /// Turns transparent huge pages off for this process. mimalloc asks for them on every region it
 /// maps, so each first touch commits and zeroes 2 MiB: the drainer's peak RSS in drainer-apply
 /// was 120–132 MiB with them and 90–99 MiB without, at the same CPU per row (five alternating
-/// runs each). TiDB's deployment guide asks for them off too. mimalloc's own `allow_thp` option is read when its first region
-/// is mapped, before `main`, so it is too late to set here; the process-wide switch is not.
+/// runs each). TiDB's deployment guide asks for them off too. mimalloc's own `allow_thp` option
+/// is read when its first region is mapped, before `main`, so setting it here would be too late;
+/// the process-wide switch is not.
 fn disable_transparent_huge_pages() {
     // A kernel without the switch refuses it, which leaves things as they were: nothing to report.
     #[cfg(target_os = "linux")]
