@@ -12,7 +12,9 @@
 //!
 //! A change with unseen keys may go anywhere; [`Spreader`] sends such changes of one table to one
 //! worker until that worker holds a chunk's worth of them, then moves on, so that workers apply
-//! full multi-row statements instead of one row each.
+//! full multi-row statements instead of one row each. Where the primary key has several columns,
+//! a table's changes fill their chunks by [`clustering_group`], so that the rows of a statement
+//! share leading key values, and with them the downstream's index pages.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -118,22 +120,22 @@ impl Causality {
     }
 }
 
-/// Chooses workers for changes that may go anywhere: a table's changes fill one worker with
-/// `chunk` of them before the next worker (in turn, across all tables) gets that table's next
-/// ones.
+/// Chooses workers for changes that may go anywhere: the changes of a table and clustering group
+/// fill one worker with `chunk` of them before the next worker (in turn, across all tables and
+/// groups) gets that group's next ones.
 #[derive(Debug)]
 pub struct Spreader {
     workers: usize,
     chunk: usize,
     next: usize,
-    /// Per table (keyed by the table's identity), the worker being filled and how many of its
-    /// changes it got.
-    filling: HashMap<usize, (usize, usize)>,
+    /// Per table (keyed by the table's identity) and clustering group, the worker being filled
+    /// and how many of its changes it got.
+    filling: HashMap<(usize, u64), (usize, usize)>,
 }
 
-/// Tables tracked before [`Spreader`] starts afresh (a table's entry is a few bytes; this only
-/// stops dropped tables from piling up).
-const SPREADER_TABLES: usize = 4096;
+/// Groups tracked before [`Spreader`] starts afresh (an entry is a few bytes; this only stops
+/// dropped tables from piling up).
+const SPREADER_GROUPS: usize = 4096;
 
 impl Spreader {
     pub fn new(workers: usize, chunk: usize) -> Spreader {
@@ -145,14 +147,16 @@ impl Spreader {
         }
     }
 
-    /// The worker for the next free change of `table` (any stable identity of the table).
-    pub fn worker_for(&mut self, table: usize) -> usize {
-        if self.filling.len() >= SPREADER_TABLES && !self.filling.contains_key(&table) {
+    /// The worker for the next free change of `table` (any stable identity of the table) in
+    /// clustering group `group` (see [`clustering_group`]).
+    pub fn worker_for(&mut self, table: usize, group: u64) -> usize {
+        let filling = (table, group);
+        if self.filling.len() >= SPREADER_GROUPS && !self.filling.contains_key(&filling) {
             self.filling.clear();
         }
         let (workers, chunk) = (self.workers, self.chunk);
         let next = &mut self.next;
-        let (worker, count) = self.filling.entry(table).or_insert_with(|| {
+        let (worker, count) = self.filling.entry(filling).or_insert_with(|| {
             let worker = *next;
             *next = (*next + 1) % workers;
             (worker, 0)
@@ -165,6 +169,34 @@ impl Spreader {
         *count += 1;
         *worker
     }
+}
+
+/// Which of `groups` clustering groups a change belongs to: for a table whose primary key has
+/// several columns, a hash of the key's leading value; 0 for any other table.
+///
+/// InnoDB and TiDB's clustered indexes store rows in primary key order, so rows that share a
+/// leading value share index pages. Inserts into a `(tenant, id)` table come interleaved across
+/// tenants upstream; filled a group at a time, a multi-row statement holds a few tenants' rows,
+/// and the server walks and latches a few pages for it instead of one per row. A group never
+/// binds a change: it only picks among free workers, and a group's chunks still go round the
+/// workers, so one busy tenant does not load one worker.
+pub fn clustering_group(dml: &Dml, table: &TableInfo, groups: usize) -> u64 {
+    let Some(primary) = table
+        .unique_keys
+        .first()
+        .filter(|key| key.name == "PRIMARY")
+    else {
+        return 0;
+    };
+    let [leading, _, ..] = primary.columns.as_slice() else {
+        return 0;
+    };
+    let Some(value) = dml.values.get(leading) else {
+        return 0;
+    };
+    let mut hasher = KeyHasher::default();
+    hash_value(&mut hasher, value);
+    hasher.finish() % groups.max(1) as u64
 }
 
 /// The worker (of `workers`) for a key when conflicts are not detected: the same key always
@@ -521,11 +553,53 @@ mod tests {
         let mut spreader = Spreader::new(3, 2);
         let picks: Vec<usize> = [7, 7, 8, 7, 8, 8, 7, 7, 7]
             .iter()
-            .map(|&table| spreader.worker_for(table))
+            .map(|&table| spreader.worker_for(table, 0))
             .collect();
         // Table 7 starts on worker 0, table 8 on worker 1; each moves to the next free turn
         // after two changes.
         assert_eq!(picks, [0, 0, 1, 2, 1, 0, 2, 1, 1]);
+    }
+
+    #[test]
+    fn spreader_fills_each_clustering_group_on_its_own() {
+        let mut spreader = Spreader::new(3, 2);
+        let picks: Vec<usize> = [(7, 1), (7, 2), (7, 1), (7, 2), (7, 1), (7, 1)]
+            .iter()
+            .map(|&(table, group)| spreader.worker_for(table, group))
+            .collect();
+        // Group 1 fills worker 0, group 2 worker 1; group 1's next chunk takes the next turn.
+        assert_eq!(picks, [0, 1, 0, 1, 2, 2]);
+    }
+
+    #[test]
+    fn clustering_groups_follow_the_leading_value_of_a_composite_primary_key() {
+        let composite = table(&[("PRIMARY", &["tenant", "id"])]);
+        let row = |tenant: ColumnValue, id: i64| {
+            dml(
+                "t",
+                DmlKind::Insert,
+                &[("id", Int(id)), ("tenant", tenant)],
+                &[],
+            )
+        };
+        let group = |dml: &Dml| clustering_group(dml, &composite, 16);
+        assert_eq!(
+            group(&row(Text("acme".into()), 1)),
+            group(&row(Text("ACME ".into()), 2)),
+            "one tenant, one group, as its key values compare"
+        );
+        let groups: std::collections::HashSet<u64> =
+            (0..64).map(|tenant| group(&row(Int(tenant), 1))).collect();
+        assert!(groups.len() >= 12, "64 tenants spread over {groups:?}");
+        assert!(groups.iter().all(|&g| g < 16));
+
+        let one_column = table(&[("PRIMARY", &["id"])]);
+        let unique_only = table(&[("uk", &["tenant", "id"])]);
+        for info in [one_column, unique_only, table(&[])] {
+            for id in 0..8 {
+                assert_eq!(clustering_group(&row(Int(id), id), &info, 16), 0);
+            }
+        }
     }
 
     #[test]

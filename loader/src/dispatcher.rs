@@ -330,15 +330,14 @@ impl Dispatcher {
                 Routing::Serial => 0,
                 Routing::Parallel { detect: true, .. } => {
                     causality::conflict_keys(&change.dml, &change.table, &mut keys);
-                    let table = Arc::as_ptr(&change.table) as usize;
-                    match self.place(&keys, table, seq) {
+                    match self.place(&keys, &change, seq) {
                         Placement::Worker(worker) => worker,
                         Placement::Conflict => {
                             // Route what this transaction has so far, apply everything, then
                             // start afresh.
                             self.send(seq, &mut routed, false)?;
                             self.flush().await?;
-                            match self.place(&keys, table, seq) {
+                            match self.place(&keys, &change, seq) {
                                 Placement::Worker(worker) => worker,
                                 Placement::Conflict => 0,
                             }
@@ -361,11 +360,14 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The worker for a change of transaction `seq` with these conflict keys, of this table (by
-    /// identity).
-    fn place(&mut self, keys: &[u64], table: usize, seq: u64) -> Placement {
+    /// The worker for `change`, of transaction `seq`, with these conflict keys.
+    fn place(&mut self, keys: &[u64], change: &RowChange, seq: u64) -> Placement {
         let spreader = &mut self.spreader;
-        self.causality.add(keys, seq, || spreader.worker_for(table))
+        let groups = self.workers.len();
+        self.causality.add(keys, seq, || {
+            let group = causality::clustering_group(&change.dml, &change.table, groups);
+            spreader.worker_for(Arc::as_ptr(&change.table) as usize, group)
+        })
     }
 
     /// Hands the routed changes of transaction `seq` to their workers; `continues`: the
