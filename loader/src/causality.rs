@@ -13,8 +13,9 @@
 //! A change with unseen keys may go anywhere; [`Spreader`] sends such changes of one table to one
 //! worker until that worker holds a chunk's worth of them, then moves on, so that workers apply
 //! full multi-row statements instead of one row each. Where the primary key has several columns,
-//! a table's changes fill their chunks by [`clustering_group`], so that the rows of a statement
-//! share leading key values, and with them the downstream's index pages.
+//! a change goes by its [`clustering_group`] to the group's home worker while that worker is not
+//! overloaded: one connection then writes the group's rows, a statement holds the rows of a few
+//! groups, and no two connections write the same index pages at once.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -120,9 +121,11 @@ impl Causality {
     }
 }
 
-/// Chooses workers for changes that may go anywhere: the changes of a table and clustering group
-/// fill one worker with `chunk` of them before the next worker (in turn, across all tables and
-/// groups) gets that group's next ones.
+/// Chooses workers for changes that may go anywhere. A change of a clustering group goes to the
+/// group's home worker unless that one holds more than twice its share of what is queued (and a
+/// chunk): a hot group then spills over. Other changes (and the spill) fill one worker with
+/// `chunk` changes of their table (and group) before the next worker, in turn across all tables
+/// and groups, gets the next ones.
 #[derive(Debug)]
 pub struct Spreader {
     workers: usize,
@@ -147,9 +150,27 @@ impl Spreader {
         }
     }
 
-    /// The worker for the next free change of `table` (any stable identity of the table) in
-    /// clustering group `group` (see [`clustering_group`]).
-    pub fn worker_for(&mut self, table: usize, group: u64) -> usize {
+    /// The worker for the next free change of `table` (any stable identity of the table), of
+    /// clustering group `group` (see [`clustering_group`]), with `backlogs[w]` changes routed to
+    /// worker `w` and not yet applied.
+    pub fn worker_for(&mut self, table: usize, group: Option<u64>, backlogs: &[usize]) -> usize {
+        let workers = self.workers as u64;
+        if let Some(group) = group {
+            // Both fit in usize: the remainder is below `self.workers`.
+            let home = (group % workers) as usize;
+            let share = backlogs.iter().sum::<usize>() / self.workers;
+            if backlogs
+                .get(home)
+                .is_some_and(|&backlog| backlog <= 2 * share + self.chunk)
+            {
+                return home;
+            }
+        }
+        self.fill(table, group.map_or(0, |group| group % workers))
+    }
+
+    /// The worker being filled with `table`'s changes of group `group`, moving on after a chunk.
+    fn fill(&mut self, table: usize, group: u64) -> usize {
         let filling = (table, group);
         if self.filling.len() >= SPREADER_GROUPS && !self.filling.contains_key(&filling) {
             self.filling.clear();
@@ -171,32 +192,27 @@ impl Spreader {
     }
 }
 
-/// Which of `groups` clustering groups a change belongs to: for a table whose primary key has
-/// several columns, a hash of the key's leading value; 0 for any other table.
+/// The clustering group of a change of a table whose primary key has several columns: a hash
+/// of the key's leading value; `None` for any other table.
 ///
 /// InnoDB and TiDB's clustered indexes store rows in primary key order, so rows that share a
 /// leading value share index pages. Inserts into a `(tenant, id)` table come interleaved across
-/// tenants upstream; filled a group at a time, a multi-row statement holds a few tenants' rows,
-/// and the server walks and latches a few pages for it instead of one per row. A group never
-/// binds a change: it only picks among free workers, and a group's chunks still go round the
-/// workers, so one busy tenant does not load one worker.
-pub fn clustering_group(dml: &Dml, table: &TableInfo, groups: usize) -> u64 {
-    let Some(primary) = table
+/// tenants upstream; sent to one worker per group, a multi-row statement holds a few tenants'
+/// rows, and the server walks and latches a few pages for it, none of which another connection
+/// is writing, instead of one page per row, shared with every other connection. A group never
+/// binds a change: it only picks among free workers (see [`Spreader::worker_for`]).
+pub fn clustering_group(dml: &Dml, table: &TableInfo) -> Option<u64> {
+    let primary = table
         .unique_keys
         .first()
-        .filter(|key| key.name == "PRIMARY")
-    else {
-        return 0;
-    };
+        .filter(|key| key.name == "PRIMARY")?;
     let [leading, _, ..] = primary.columns.as_slice() else {
-        return 0;
+        return None;
     };
-    let Some(value) = dml.values.get(leading) else {
-        return 0;
-    };
+    let value = dml.values.get(leading)?;
     let mut hasher = KeyHasher::default();
     hash_value(&mut hasher, value);
-    hasher.finish() % groups.max(1) as u64
+    Some(hasher.finish())
 }
 
 /// The worker (of `workers`) for a key when conflicts are not detected: the same key always
@@ -553,7 +569,7 @@ mod tests {
         let mut spreader = Spreader::new(3, 2);
         let picks: Vec<usize> = [7, 7, 8, 7, 8, 8, 7, 7, 7]
             .iter()
-            .map(|&table| spreader.worker_for(table, 0))
+            .map(|&table| spreader.worker_for(table, None, &[0; 3]))
             .collect();
         // Table 7 starts on worker 0, table 8 on worker 1; each moves to the next free turn
         // after two changes.
@@ -561,14 +577,24 @@ mod tests {
     }
 
     #[test]
-    fn spreader_fills_each_clustering_group_on_its_own() {
-        let mut spreader = Spreader::new(3, 2);
-        let picks: Vec<usize> = [(7, 1), (7, 2), (7, 1), (7, 2), (7, 1), (7, 1)]
-            .iter()
-            .map(|&(table, group)| spreader.worker_for(table, group))
+    fn a_clustering_group_stays_home_until_its_worker_holds_too_much() {
+        let mut spreader = Spreader::new(4, 10);
+        let (group, home) = (4 * 1000 + 2, 2);
+        assert_eq!(spreader.worker_for(7, Some(group), &[5, 5, 5, 5]), home);
+        assert_eq!(
+            spreader.worker_for(7, Some(group), &[5, 5, 30, 5]),
+            home,
+            "twice a fair share (11 of 45) and a chunk: still home"
+        );
+        let spilled: Vec<usize> = (0..3)
+            .map(|_| spreader.worker_for(7, Some(group), &[0, 0, 40, 0]))
             .collect();
-        // Group 1 fills worker 0, group 2 worker 1; group 1's next chunk takes the next turn.
-        assert_eq!(picks, [0, 1, 0, 1, 2, 2]);
+        assert_eq!(
+            spilled,
+            [0, 0, 0],
+            "a hot group fills the next worker in turn, a chunk at a time"
+        );
+        assert_eq!(spreader.worker_for(7, Some(group + 1), &[0, 0, 40, 0]), 3);
     }
 
     #[test]
@@ -582,23 +608,22 @@ mod tests {
                 &[],
             )
         };
-        let group = |dml: &Dml| clustering_group(dml, &composite, 16);
+        let group = |dml: &Dml| clustering_group(dml, &composite);
         assert_eq!(
             group(&row(Text("acme".into()), 1)),
             group(&row(Text("ACME ".into()), 2)),
             "one tenant, one group, as its key values compare"
         );
-        let groups: std::collections::HashSet<u64> =
-            (0..64).map(|tenant| group(&row(Int(tenant), 1))).collect();
-        assert!(groups.len() >= 12, "64 tenants spread over {groups:?}");
-        assert!(groups.iter().all(|&g| g < 16));
+        let homes: std::collections::HashSet<u64> = (0..64)
+            .filter_map(|tenant| group(&row(Int(tenant), 1)))
+            .map(|group| group % 16)
+            .collect();
+        assert!(homes.len() >= 12, "64 tenants have homes {homes:?}");
 
         let one_column = table(&[("PRIMARY", &["id"])]);
         let unique_only = table(&[("uk", &["tenant", "id"])]);
         for info in [one_column, unique_only, table(&[])] {
-            for id in 0..8 {
-                assert_eq!(clustering_group(&row(Int(id), id), &info, 16), 0);
-            }
+            assert_eq!(clustering_group(&row(Int(1), 1), &info), None);
         }
     }
 

@@ -23,7 +23,7 @@ use crate::sql::{self, RowChange};
 use crate::status::{AppliedPosition, Retrier, Shared};
 use crate::table_info::{self, LoadError, TableInfo};
 use crate::txn::{Ddl, Dml, Name, Txn, TxnChange};
-use crate::worker::{self, Unit, WorkerEvent};
+use crate::worker::{self, Unit, WorkerEvent, WorkerReport};
 
 /// Conflict keys remembered before a flush is forced (16 bytes each in the table, plus the
 /// map's overhead: a few MiB); applied ones are forgotten long before, as a rule.
@@ -99,8 +99,10 @@ pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
     input: mpsc::UnboundedReceiver<Queued>,
     workers: Vec<mpsc::UnboundedSender<Unit>>,
+    /// Per worker, the changes routed to it and not yet reported back.
+    backlogs: Vec<usize>,
     worker_tasks: JoinSet<()>,
-    events: mpsc::UnboundedReceiver<WorkerEvent>,
+    events: mpsc::UnboundedReceiver<WorkerReport>,
     control: Link,
     applied: watch::Sender<AppliedPosition>,
     /// Downstream tables by database, then table name.
@@ -130,13 +132,13 @@ pub(crate) struct DispatcherParts {
     pub(crate) input: mpsc::UnboundedReceiver<Queued>,
     pub(crate) workers: Vec<mpsc::UnboundedSender<Unit>>,
     pub(crate) worker_tasks: JoinSet<()>,
-    pub(crate) events: mpsc::UnboundedReceiver<WorkerEvent>,
+    pub(crate) events: mpsc::UnboundedReceiver<WorkerReport>,
     pub(crate) control: Link,
     pub(crate) applied: watch::Sender<AppliedPosition>,
 }
 
 enum Next {
-    Event(WorkerEvent),
+    Event(WorkerReport),
     Input(Option<Queued>),
 }
 
@@ -147,6 +149,7 @@ impl Dispatcher {
             routing: parts.routing,
             shared: parts.shared,
             input: parts.input,
+            backlogs: vec![0; parts.workers.len()],
             workers: parts.workers,
             worker_tasks: parts.worker_tasks,
             events: parts.events,
@@ -201,8 +204,11 @@ impl Dispatcher {
         }
     }
 
-    fn on_event(&mut self, event: WorkerEvent) -> Result<(), LoaderError> {
-        let seqs = match event {
+    fn on_event(&mut self, report: WorkerReport) -> Result<(), LoaderError> {
+        if let Some(backlog) = self.backlogs.get_mut(report.worker) {
+            *backlog = backlog.saturating_sub(report.changes);
+        }
+        let seqs = match report.event {
             WorkerEvent::Applied(seqs) => seqs,
             WorkerEvent::Ran(seq) => {
                 let shared = self.shared.clone();
@@ -362,11 +368,10 @@ impl Dispatcher {
 
     /// The worker for `change`, of transaction `seq`, with these conflict keys.
     fn place(&mut self, keys: &[u64], change: &RowChange, seq: u64) -> Placement {
-        let spreader = &mut self.spreader;
-        let groups = self.workers.len();
+        let (spreader, backlogs) = (&mut self.spreader, &self.backlogs);
         self.causality.add(keys, seq, || {
-            let group = causality::clustering_group(&change.dml, &change.table, groups);
-            spreader.worker_for(Arc::as_ptr(&change.table) as usize, group)
+            let group = causality::clustering_group(&change.dml, &change.table);
+            spreader.worker_for(Arc::as_ptr(&change.table) as usize, group, backlogs)
         })
     }
 
@@ -384,6 +389,7 @@ impl Dispatcher {
             if changes.is_empty() && !(must_send && worker == 0) {
                 continue;
             }
+            self.backlogs[worker] += changes.len();
             // Sized to fit: most units hold one or two changes, and `routed` keeps its
             // allocation for the next transaction.
             let mut fitted = VecDeque::with_capacity(changes.len());

@@ -41,7 +41,16 @@ pub(crate) struct Unit {
     pub(crate) continues: bool,
 }
 
-/// What a worker tells the dispatcher.
+/// What a worker tells the dispatcher after a chunk: which worker, how many changes the chunk
+/// held (they leave the worker's backlog), and what became of them.
+#[derive(Debug)]
+pub(crate) struct WorkerReport {
+    pub(crate) worker: usize,
+    pub(crate) changes: usize,
+    pub(crate) event: WorkerEvent,
+}
+
+/// What became of a chunk.
 #[derive(Debug)]
 pub(crate) enum WorkerEvent {
     /// These units (by transaction sequence number, one entry per unit) are committed.
@@ -92,7 +101,7 @@ impl Worker {
     pub(crate) async fn run(
         mut self,
         mut units: mpsc::UnboundedReceiver<Unit>,
-        events: mpsc::UnboundedSender<WorkerEvent>,
+        events: mpsc::UnboundedSender<WorkerReport>,
     ) {
         let mut queue: VecDeque<Unit> = VecDeque::new();
         loop {
@@ -118,7 +127,12 @@ impl Worker {
                 }
             };
             let failed = matches!(event, WorkerEvent::Failed(_));
-            if events.send(event).is_err() || failed {
+            let report = WorkerReport {
+                worker: self.id,
+                changes: chunk.len(),
+                event,
+            };
+            if events.send(report).is_err() || failed {
                 return;
             }
         }
