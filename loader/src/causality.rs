@@ -202,11 +202,7 @@ impl Spreader {
 /// is writing, instead of one page per row, shared with every other connection. A group never
 /// binds a change: it only picks among free workers (see [`Spreader::worker_for`]).
 pub fn clustering_group(dml: &Dml, table: &TableInfo) -> Option<u64> {
-    let primary = table
-        .unique_keys
-        .first()
-        .filter(|key| key.name == "PRIMARY")?;
-    let [leading, _, ..] = primary.columns.as_slice() else {
+    let [leading, _, ..] = table.primary_key()?.columns.as_slice() else {
         return None;
     };
     let value = dml.values.get(leading)?;

@@ -9,6 +9,9 @@ use tidb_codec::ColumnValue;
 
 use crate::row::Row;
 
+/// The name MySQL and MariaDB give a primary key in `information_schema`.
+const PRIMARY: &str = "PRIMARY";
+
 /// A downstream unique key (the primary key or a unique index) and its columns in index order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UniqueKey {
@@ -69,11 +72,16 @@ impl TableInfo {
             .map(|(key, _)| key)
             .collect();
         info.unique_keys.sort_by(|a, b| {
-            (a.name != "PRIMARY")
-                .cmp(&(b.name != "PRIMARY"))
+            (a.name != PRIMARY)
+                .cmp(&(b.name != PRIMARY))
                 .then_with(|| a.name.cmp(&b.name))
         });
         info
+    }
+
+    /// The primary key, if the table has one.
+    pub fn primary_key(&self) -> Option<&UniqueKey> {
+        self.unique_keys.first().filter(|key| key.name == PRIMARY)
     }
 
     /// Whether `column` is generated downstream (names compare case-insensitively, as MySQL's).
